@@ -1,0 +1,160 @@
+/*
+ * dump.c: the streaming dump iterator. Each dump has its own socket, so the
+ * handle stays free for get/update/delete inside the loop, and reads one
+ * datagram at a time: memory stays flat however large the table. The dump is
+ * the loop's closing value: break, an error or the collector ends it.
+ */
+#include <errno.h>
+#include <string.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+
+#include "lct.h"
+
+enum { DUMP_RUNNING, DUMP_DONE, DUMP_CLOSED };
+
+struct dump {
+	struct nl nl;
+	struct nl_reply reply;
+	struct filter filter;
+	struct nf_conntrack *scratch;  /* the flow being parsed, until a match adopts it */
+	int state;
+	char buf[LCT_RECV_SIZE];
+};
+
+static void dump_release(struct dump *d, int state)
+{
+	nl_close(&d->nl);
+	if (d->scratch != NULL) {
+		nfct_destroy(d->scratch);
+		d->scratch = NULL;
+	}
+	d->state = state;
+}
+
+static int dump_close(lua_State *L)
+{
+	struct dump *d = luaL_checkudata(L, 1, LCT_DUMP);
+
+	if (d->state != DUMP_CLOSED)
+		dump_release(d, DUMP_CLOSED);
+	return 0;
+}
+
+static int dump_fail(lua_State *L, struct dump *d, int err)
+{
+	dump_release(d, DUMP_DONE);
+	return luaL_error(L, "dump: %s", strerror(-err));
+}
+
+static int is_conntrack(const struct nlmsghdr *nlh)
+{
+	return NFNL_SUBSYS_ID(nlh->nlmsg_type) == NFNL_SUBSYS_CTNETLINK &&
+	       NFNL_MSG_TYPE(nlh->nlmsg_type) == IPCTNL_MSG_CT_NEW;
+}
+
+/* The generic-for step: the next flow that passes the C filter and the
+ * predicate (user value 1), or nil at the end of the table. */
+static int dump_step(lua_State *L)
+{
+	struct dump *d = luaL_checkudata(L, 1, LCT_DUMP);
+	const struct nlmsghdr *msg;
+	struct nf_conntrack **slot;
+	int rc;
+
+	if (d->state == DUMP_CLOSED)
+		return luaL_error(L, "attempt to use a closed dump");
+	while (d->state == DUMP_RUNNING) {
+		if ((rc = nl_reply_next(&d->reply, &msg)) <= 0) {
+			if (rc < 0)
+				return dump_fail(L, d, rc);
+			dump_release(d, DUMP_DONE);
+			break;
+		}
+		if (!is_conntrack(msg))
+			continue;
+		if (d->scratch == NULL && (d->scratch = nfct_new()) == NULL)
+			return dump_fail(L, d, -ENOMEM);
+		if (nfct_nlmsg_parse(msg, d->scratch) < 0)
+			return dump_fail(L, d, -EBADMSG);
+		if (!lct_filter_match(&d->filter, d->scratch)) {
+			nfct_destroy(d->scratch);
+			d->scratch = NULL;
+			continue;
+		}
+		slot = lct_flow_new(L);
+		*slot = d->scratch;
+		d->scratch = NULL;
+		if (!d->filter.has_where)
+			return 1;
+		lua_getiuservalue(L, 1, 1);
+		lua_pushvalue(L, -2);
+		lua_call(L, 1, 1);
+		if (lua_toboolean(L, -1)) {
+			lua_pop(L, 1);
+			return 1;
+		}
+		lua_pop(L, 2);
+	}
+	lua_pushnil(L);
+	return 1;
+}
+
+/* ct:dump([filter]) -> step, dump, nil, dump */
+int lct_dump(lua_State *L)
+{
+	struct handle *h = lct_check_handle(L, 1);
+	struct filter filter;
+	struct nlmsghdr *nlh;
+	struct dump *d;
+	int rc;
+
+	lct_filter_parse(L, 2, &filter);
+	d = lua_newuserdatauv(L, sizeof(*d), 1);
+	d->nl.sock = NULL;
+	d->scratch = NULL;
+	d->state = DUMP_CLOSED;
+	d->filter = filter;
+	luaL_setmetatable(L, LCT_DUMP);
+	lct_filter_push_where(L, 2);
+	lua_setiuservalue(L, -2, 1);
+
+	if ((rc = nl_open(&d->nl, h->netns_fd)) < 0)
+		return luaL_error(L, "dump: %s", strerror(-rc));
+	d->state = DUMP_RUNNING;
+	nlh = nl_ct_header(d->buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, filter.family);
+	lct_filter_to_request(&filter, nlh);
+	if ((rc = nl_send(&d->nl, nlh)) < 0)
+		return dump_fail(L, d, rc);
+	nl_reply_init(&d->reply, &d->nl, d->buf, sizeof(d->buf));
+
+	lua_pushcfunction(L, dump_step);
+	lua_insert(L, -2);
+	lua_pushnil(L);
+	lua_pushvalue(L, -2);
+	return 4;
+}
+
+static int dump_tostring(lua_State *L)
+{
+	struct dump *d = luaL_checkudata(L, 1, LCT_DUMP);
+
+	lua_pushfstring(L, "conntrack.dump (%s)", d->state == DUMP_RUNNING ? "running"
+	                : d->state == DUMP_DONE ? "done" : "closed");
+	return 1;
+}
+
+void lct_dump_open(lua_State *L)
+{
+	static const luaL_Reg meta[] = {
+		{ "__gc", dump_close }, { "__close", dump_close }, { "__tostring", dump_tostring },
+		{ NULL, NULL }
+	};
+	static const luaL_Reg methods[] = { { "close", dump_close }, { NULL, NULL } };
+
+	luaL_newmetatable(L, LCT_DUMP);
+	luaL_setfuncs(L, meta, 0);
+	luaL_newlib(L, methods);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+}

@@ -1,0 +1,551 @@
+/*
+ * fields.c: the one vocabulary of flow fields. A field name means the same in
+ * a flow, a filter, create and update; this file maps each name to its
+ * libnetfilter_conntrack attribute and converts between Lua values and it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lct.h"
+
+const struct field lct_fields[] = {
+	{ "family",        K_FAMILY, ATTR_L3PROTO, 0 },
+	{ "proto",         K_PROTO,  ATTR_L4PROTO, 0 },
+	{ "orig_src",      K_ADDR,   ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV6_SRC },
+	{ "orig_dst",      K_ADDR,   ATTR_ORIG_IPV4_DST, ATTR_ORIG_IPV6_DST },
+	{ "reply_src",     K_ADDR,   ATTR_REPL_IPV4_SRC, ATTR_REPL_IPV6_SRC },
+	{ "reply_dst",     K_ADDR,   ATTR_REPL_IPV4_DST, ATTR_REPL_IPV6_DST },
+	{ "orig_sport",    K_PORT,   ATTR_ORIG_PORT_SRC, 0 },
+	{ "orig_dport",    K_PORT,   ATTR_ORIG_PORT_DST, 0 },
+	{ "reply_sport",   K_PORT,   ATTR_REPL_PORT_SRC, 0 },
+	{ "reply_dport",   K_PORT,   ATTR_REPL_PORT_DST, 0 },
+	{ "icmp_type",     K_U8,     ATTR_ICMP_TYPE, 0 },
+	{ "icmp_code",     K_U8,     ATTR_ICMP_CODE, 0 },
+	{ "icmp_id",       K_U16BE,  ATTR_ICMP_ID, 0 },
+	{ "state",         K_STATE,  0, 0 },
+	{ "orig_vtag",     K_U32,    ATTR_SCTP_VTAG_ORIG, 0 },
+	{ "reply_vtag",    K_U32,    ATTR_SCTP_VTAG_REPL, 0 },
+	{ "status",        K_STATUS, ATTR_STATUS, 0 },
+	{ "timeout",       K_U32,    ATTR_TIMEOUT, 0 },
+	{ "mark",          K_U32,    ATTR_MARK, 0 },
+	{ "secmark",       K_U32,    ATTR_SECMARK, 0 },
+	{ "use",           K_U32,    ATTR_USE, 0 },
+	{ "id",            K_U32,    ATTR_ID, 0 },
+	{ "zone",          K_U16,    ATTR_ZONE, 0 },
+	{ "orig_zone",     K_U16,    ATTR_ORIG_ZONE, 0 },
+	{ "reply_zone",    K_U16,    ATTR_REPL_ZONE, 0 },
+	{ "orig_packets",  K_U64,    ATTR_ORIG_COUNTER_PACKETS, 0 },
+	{ "orig_bytes",    K_U64,    ATTR_ORIG_COUNTER_BYTES, 0 },
+	{ "reply_packets", K_U64,    ATTR_REPL_COUNTER_PACKETS, 0 },
+	{ "reply_bytes",   K_U64,    ATTR_REPL_COUNTER_BYTES, 0 },
+	{ "start",         K_U64,    ATTR_TIMESTAMP_START, 0 },
+	{ "stop",          K_U64,    ATTR_TIMESTAMP_STOP, 0 },
+	{ "labels",        K_LABELS, ATTR_CONNLABELS, 0 },
+	{ "helper",        K_STRING, ATTR_HELPER_NAME, 0 },
+	{ "secctx",        K_STRING, ATTR_SECCTX, 0 },
+	{ "snat",          K_NAT,    ATTR_REPL_IPV4_DST, ATTR_ORIG_IPV4_SRC },
+	{ "dnat",          K_NAT,    ATTR_REPL_IPV4_SRC, ATTR_ORIG_IPV4_DST },
+};
+const int lct_nfields = sizeof(lct_fields) / sizeof(lct_fields[0]);
+
+static const char *const protos[][2] = {
+	{ "tcp", "6" }, { "udp", "17" }, { "udplite", "136" }, { "icmp", "1" },
+	{ "icmpv6", "58" }, { "sctp", "132" }, { "dccp", "33" }, { "gre", "47" },
+};
+
+static const char *const tcp_states[] = {
+	"NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT",
+	"LAST_ACK", "TIME_WAIT", "CLOSE", "SYN_SENT2", NULL
+};
+static const char *const sctp_states[] = {
+	"NONE", "CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED",
+	"SHUTDOWN_SENT", "SHUTDOWN_RECD", "SHUTDOWN_ACK_SENT", "HEARTBEAT_SENT",
+	"HEARTBEAT_ACKED", NULL
+};
+static const char *const dccp_states[] = {
+	"NONE", "REQUEST", "RESPOND", "PARTOPEN", "OPEN", "CLOSEREQ", "CLOSING",
+	"TIMEWAIT", NULL
+};
+
+/* bit i of the kernel's status word (enum ip_conntrack_status) */
+static const char *const status_names[] = {
+	"EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED", "SRC_NAT", "DST_NAT",
+	"SEQ_ADJUST", "SRC_NAT_DONE", "DST_NAT_DONE", "DYING", "FIXED_TIMEOUT",
+	"TEMPLATE", "NAT_CLASH", "HELPER", "OFFLOAD", "HW_OFFLOAD", NULL
+};
+
+static const char *const *states_of(uint8_t proto, int *attr)
+{
+	switch (proto) {
+	case IPPROTO_TCP:  *attr = ATTR_TCP_STATE;  return tcp_states;
+	case IPPROTO_SCTP: *attr = ATTR_SCTP_STATE; return sctp_states;
+	case IPPROTO_DCCP: *attr = ATTR_DCCP_STATE; return dccp_states;
+	}
+	return NULL;
+}
+
+int lct_state_number(uint8_t proto, const char *name)
+{
+	int attr, i;
+	const char *const *names = states_of(proto, &attr);
+
+	if (names == NULL)
+		return -1;
+	if (proto == IPPROTO_TCP && strcmp(name, "LISTEN") == 0)
+		return 9;
+	for (i = 0; names[i]; i++)
+		if (strcmp(names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+const char *lct_state_name(uint8_t proto, unsigned int state)
+{
+	int attr;
+	const char *const *names = states_of(proto, &attr);
+	unsigned int i;
+
+	for (i = 0; names && names[i]; i++)
+		if (i == state)
+			return names[i];
+	return NULL;
+}
+
+uint8_t lct_flow_proto(const struct nf_conntrack *ct)
+{
+	return nfct_attr_is_set(ct, ATTR_L4PROTO) ? nfct_get_attr_u8(ct, ATTR_L4PROTO) : 0;
+}
+
+int lct_proto_has_ports(uint8_t proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE ||
+	       proto == IPPROTO_SCTP || proto == IPPROTO_DCCP || proto == IPPROTO_GRE;
+}
+
+int lct_is_icmp(uint8_t proto)
+{
+	return proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6;
+}
+
+/* ---- names ---- */
+
+/* The field id of the string at key_idx, through the registry's name table
+ * (which also holds the aliases src, dst, sport, dport); -1 if unknown. */
+int fields_lookup(lua_State *L, int key_idx)
+{
+	int id;
+
+	if (lua_type(L, key_idx) != LUA_TSTRING)
+		return -1;
+	key_idx = lua_absindex(L, key_idx);
+	lua_getfield(L, LUA_REGISTRYINDEX, LCT_FIELDS);
+	lua_pushvalue(L, key_idx);
+	lua_rawget(L, -2);
+	id = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : -1;
+	lua_pop(L, 2);
+	return id;
+}
+
+int fields_check_key(lua_State *L, int key_idx)
+{
+	int id = fields_lookup(L, key_idx);
+
+	if (id < 0) {
+		if (lua_type(L, key_idx) == LUA_TSTRING)
+			luaL_error(L, "bad argument '%s': unknown field", lua_tostring(L, key_idx));
+		luaL_error(L, "bad argument: field names are strings, got %s", luaL_typename(L, key_idx));
+	}
+	return id;
+}
+
+/* ---- reading ---- */
+
+static int state_attr(const struct nf_conntrack *ct)
+{
+	int attr;
+
+	if (states_of(lct_flow_proto(ct), &attr) == NULL || !nfct_attr_is_set(ct, attr))
+		return -1;
+	return attr;
+}
+
+/* Translation shows in the reply tuple: for snat its destination is not the
+ * original source, for dnat its source is not the original destination.
+ * (nfct_getobjopt compares only 32 bits, wrong for IPv6.) attr and attr6 of
+ * the field name the two IPv4 attributes compared. */
+static int read_nat(const struct nf_conntrack *ct, const struct field *f, uint64_t *v)
+{
+	uint8_t family = nfct_attr_is_set(ct, ATTR_L3PROTO) ? nfct_get_attr_u8(ct, ATTR_L3PROTO) : 0;
+	int reply = f->attr, orig = f->attr6;
+
+	if (family == AF_INET6) {
+		reply += ATTR_ORIG_IPV6_SRC - ATTR_ORIG_IPV4_SRC;
+		orig += ATTR_ORIG_IPV6_SRC - ATTR_ORIG_IPV4_SRC;
+	} else if (family != AF_INET) {
+		return 0;
+	}
+	if (!nfct_attr_is_set(ct, reply) || !nfct_attr_is_set(ct, orig))
+		return 0;
+	*v = memcmp(nfct_get_attr(ct, reply), nfct_get_attr(ct, orig), family == AF_INET ? 4 : 16) != 0;
+	return 1;
+}
+
+/* The numeric value of a field, host order; 0 if the flow lacks it. */
+int fields_read_u64(const struct nf_conntrack *ct, int field, uint64_t *v)
+{
+	const struct field *f = &lct_fields[field];
+	int attr = f->attr;
+
+	switch (f->kind) {
+	case K_STATE:
+		if ((attr = state_attr(ct)) < 0)
+			return 0;
+		*v = nfct_get_attr_u8(ct, attr);
+		return 1;
+	case K_NAT:
+		return read_nat(ct, f, v);
+	case K_ADDR: case K_LABELS: case K_STRING:
+		return 0;
+	default:
+		break;
+	}
+	if (!nfct_attr_is_set(ct, attr))
+		return 0;
+	switch (f->kind) {
+	case K_FAMILY: case K_PROTO: case K_U8:
+		*v = nfct_get_attr_u8(ct, attr); break;
+	case K_PORT: case K_U16BE:
+		*v = ntohs(nfct_get_attr_u16(ct, attr)); break;
+	case K_U16:
+		*v = nfct_get_attr_u16(ct, attr); break;
+	case K_U32: case K_STATUS:
+		*v = nfct_get_attr_u32(ct, attr); break;
+	default:
+		*v = nfct_get_attr_u64(ct, attr); break;
+	}
+	return 1;
+}
+
+int fields_read_addr(const struct nf_conntrack *ct, int field, struct addr *a)
+{
+	const struct field *f = &lct_fields[field];
+	uint8_t family = nfct_attr_is_set(ct, ATTR_L3PROTO) ? nfct_get_attr_u8(ct, ATTR_L3PROTO) : 0;
+	int attr = family == AF_INET ? f->attr : f->attr6;
+
+	if ((family != AF_INET && family != AF_INET6) || !nfct_attr_is_set(ct, attr))
+		return 0;
+	a->family = family;
+	a->plen = family == AF_INET ? 32 : 128;
+	memcpy(a->a, nfct_get_attr(ct, attr), family == AF_INET ? 4 : 16);
+	return 1;
+}
+
+static void push_status(lua_State *L, uint32_t status)
+{
+	int i;
+
+	lua_createtable(L, 0, 4);
+	for (i = 0; status_names[i]; i++)
+		if (status & (1u << i)) {
+			lua_pushboolean(L, 1);
+			lua_setfield(L, -2, status_names[i]);
+		}
+}
+
+static void push_labels(lua_State *L, const struct nf_conntrack *ct)
+{
+	const struct nfct_bitmask *b = nfct_get_attr(ct, ATTR_CONNLABELS);
+	int i, max;
+
+	lua_newtable(L);
+	if (b == NULL)
+		return;
+	max = nfct_bitmask_maxbit(b);
+	for (i = 0; i <= max; i++)
+		if (nfct_bitmask_test_bit(b, i)) {
+			lua_pushboolean(L, 1);
+			lua_rawseti(L, -2, i);
+		}
+}
+
+/* Pushes the Lua value of a field, nil where the kernel did not send it. */
+void fields_push(lua_State *L, const struct nf_conntrack *ct, int field)
+{
+	const struct field *f = &lct_fields[field];
+	uint64_t v;
+	struct addr a;
+	char text[INET6_ADDRSTRLEN];
+
+	switch (f->kind) {
+	case K_ADDR:
+		if (!fields_read_addr(ct, field, &a))
+			break;
+		lua_pushstring(L, inet_ntop(a.family, a.a, text, sizeof(text)));
+		return;
+	case K_LABELS:
+		if (!nfct_attr_is_set(ct, f->attr))
+			break;
+		push_labels(L, ct);
+		return;
+	case K_STRING:
+		if (!nfct_attr_is_set(ct, f->attr))
+			break;
+		lua_pushstring(L, nfct_get_attr(ct, f->attr));
+		return;
+	default:
+		if (!fields_read_u64(ct, field, &v))
+			break;
+		switch (f->kind) {
+		case K_FAMILY:
+			if (v == AF_INET)       lua_pushliteral(L, "ipv4");
+			else if (v == AF_INET6) lua_pushliteral(L, "ipv6");
+			else                    lua_pushinteger(L, (lua_Integer)v);
+			return;
+		case K_PROTO: {
+			size_t i;
+			char num[8];
+			snprintf(num, sizeof(num), "%u", (unsigned)v);
+			for (i = 0; i < sizeof(protos) / sizeof(protos[0]); i++)
+				if (strcmp(protos[i][1], num) == 0) {
+					lua_pushstring(L, protos[i][0]);
+					return;
+				}
+			lua_pushinteger(L, (lua_Integer)v);
+			return;
+		}
+		case K_STATE: {
+			const char *name = lct_state_name(lct_flow_proto(ct), (unsigned)v);
+			if (name) lua_pushstring(L, name);
+			else      lua_pushinteger(L, (lua_Integer)v);
+			return;
+		}
+		case K_STATUS:
+			push_status(L, (uint32_t)v);
+			return;
+		case K_NAT:
+			lua_pushboolean(L, v != 0);
+			return;
+		default:
+			lua_pushinteger(L, (lua_Integer)v);
+			return;
+		}
+	}
+	lua_pushnil(L);
+}
+
+/* ---- checking Lua values; errors name the argument and the value ---- */
+
+void lct_check_addr(lua_State *L, int idx, const char *key, struct addr *a, int allow_prefix)
+{
+	char text[INET6_ADDRSTRLEN + 8];
+	const char *s, *slash;
+	size_t len;
+	long plen = -1;
+
+	if (lua_type(L, idx) != LUA_TSTRING)
+		luaL_error(L, "bad argument '%s': expected an address string, got %s", key, luaL_typename(L, idx));
+	s = lua_tolstring(L, idx, &len);
+	if (len >= sizeof(text))
+		luaL_error(L, "bad argument '%s': invalid address \"%s\"", key, s);
+	memcpy(text, s, len + 1);
+	if ((slash = strchr(text, '/')) != NULL) {
+		char *end;
+		if (!allow_prefix)
+			luaL_error(L, "bad argument '%s': a prefix is not allowed here, got \"%s\"", key, s);
+		errno = 0;
+		plen = strtol(slash + 1, &end, 10);
+		if (slash[1] == '\0' || *end != '\0' || errno || plen < 0)
+			luaL_error(L, "bad argument '%s': invalid prefix length in \"%s\"", key, s);
+		text[slash - text] = '\0';
+	}
+	memset(a, 0, sizeof(*a));
+	if (inet_pton(AF_INET, text, a->a) == 1)
+		a->family = AF_INET;
+	else if (inet_pton(AF_INET6, text, a->a) == 1)
+		a->family = AF_INET6;
+	else
+		luaL_error(L, "bad argument '%s': invalid address \"%s\"", key, s);
+	a->plen = a->family == AF_INET ? 32 : 128;
+	if (plen >= 0) {
+		if (plen > a->plen)
+			luaL_error(L, "bad argument '%s': invalid prefix length in \"%s\"", key, s);
+		a->plen = (uint8_t)plen;
+	}
+}
+
+lua_Integer lct_check_uint(lua_State *L, int idx, const char *key, lua_Integer max)
+{
+	lua_Integer v;
+
+	if (!lua_isinteger(L, idx)) {
+		if (lua_type(L, idx) == LUA_TNUMBER)
+			luaL_error(L, "bad argument '%s': expected an integer, got %s", key, lua_tostring(L, idx));
+		luaL_error(L, "bad argument '%s': expected an integer, got %s", key, luaL_typename(L, idx));
+	}
+	v = lua_tointeger(L, idx);
+	if (v < 0 || v > max)
+		luaL_error(L, "bad argument '%s': expected an integer from 0 to %I, got %I", key, max, v);
+	return v;
+}
+
+int lct_check_proto(lua_State *L, int idx, const char *key)
+{
+	size_t i;
+
+	if (lua_type(L, idx) == LUA_TSTRING) {
+		const char *s = lua_tostring(L, idx);
+		for (i = 0; i < sizeof(protos) / sizeof(protos[0]); i++)
+			if (strcmp(protos[i][0], s) == 0)
+				return atoi(protos[i][1]);
+		luaL_error(L, "bad argument '%s': unknown protocol \"%s\"", key, s);
+	}
+	return (int)lct_check_uint(L, idx, key, 255);
+}
+
+int lct_check_family(lua_State *L, int idx, const char *key)
+{
+	const char *s = lua_tostring(L, idx);
+
+	if (lua_type(L, idx) != LUA_TSTRING)
+		luaL_error(L, "bad argument '%s': expected \"ipv4\" or \"ipv6\", got %s", key, luaL_typename(L, idx));
+	if (strcmp(s, "ipv4") == 0)
+		return AF_INET;
+	if (strcmp(s, "ipv6") == 0)
+		return AF_INET6;
+	return luaL_error(L, "bad argument '%s': expected \"ipv4\" or \"ipv6\", got \"%s\"", key, s);
+}
+
+static void add_status_name(lua_State *L, const char *key, const char *name, uint32_t *value, uint32_t *mask)
+{
+	int negate = 0, i;
+
+	if (name[0] == '!') {
+		negate = 1;
+		name++;
+	}
+	if (strcmp(name, "UNREPLIED") == 0) {
+		negate = !negate;
+		name = "SEEN_REPLY";
+	}
+	for (i = 0; status_names[i]; i++)
+		if (strcmp(status_names[i], name) == 0) {
+			*mask |= 1u << i;
+			if (negate) *value &= ~(1u << i);
+			else        *value |= 1u << i;
+			return;
+		}
+	luaL_error(L, "bad argument '%s': unknown status flag \"%s\"", key, name);
+}
+
+/* "ASSURED", { "ASSURED", "!SEEN_REPLY" } or { ASSURED = true, SEEN_REPLY = false }:
+ * the flags named must be set, those negated must be clear. */
+void lct_check_status(lua_State *L, int idx, const char *key, uint32_t *value, uint32_t *mask)
+{
+	*value = *mask = 0;
+	idx = lua_absindex(L, idx);
+	if (lua_type(L, idx) == LUA_TSTRING) {
+		add_status_name(L, key, lua_tostring(L, idx), value, mask);
+		return;
+	}
+	if (lua_type(L, idx) != LUA_TTABLE)
+		luaL_error(L, "bad argument '%s': expected a flag name or a table of them, got %s", key, luaL_typename(L, idx));
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		if (lua_type(L, -2) == LUA_TNUMBER && lua_type(L, -1) == LUA_TSTRING) {
+			add_status_name(L, key, lua_tostring(L, -1), value, mask);
+		} else if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TBOOLEAN) {
+			lua_pushfstring(L, "%s%s", lua_toboolean(L, -1) ? "" : "!", lua_tostring(L, -2));
+			add_status_name(L, key, lua_tostring(L, -1), value, mask);
+			lua_pop(L, 1);
+		} else {
+			luaL_error(L, "bad argument '%s': expected flag names, got a %s", key, luaL_typename(L, -1));
+		}
+		lua_pop(L, 1);
+	}
+}
+
+/* Labels as a list of bit numbers { 1, 5 } or a set { [1] = true, [5] = true }.
+ * Everything is checked before the bitmask is allocated, so an error leaks nothing. */
+static int label_bit(lua_State *L, const char *key)
+{
+	if (lua_type(L, -1) == LUA_TBOOLEAN)
+		return lua_toboolean(L, -1) ? (int)lct_check_uint(L, -2, key, 127) : -1;
+	return (int)lct_check_uint(L, -1, key, 127);
+}
+
+struct nfct_bitmask *lct_check_labels(lua_State *L, int idx, const char *key)
+{
+	struct nfct_bitmask *b;
+	int pass;
+
+	idx = lua_absindex(L, idx);
+	if (lua_type(L, idx) != LUA_TTABLE)
+		luaL_error(L, "bad argument '%s': expected a table of label bits, got %s", key, luaL_typename(L, idx));
+	/* the kernel's label area is 128 bits: always send all of it */
+	b = NULL;
+	for (pass = 0; pass < 2; pass++) {
+		if (pass == 1 && (b = nfct_bitmask_new(127)) == NULL)
+			luaL_error(L, "not enough memory");
+		lua_pushnil(L);
+		while (lua_next(L, idx)) {
+			int bit = label_bit(L, key);
+			if (b != NULL && bit >= 0)
+				nfct_bitmask_set_bit(b, bit);
+			lua_pop(L, 1);
+		}
+	}
+	return b;
+}
+
+/* ---- writing a Lua value into a flow, for create and update ---- */
+
+void fields_set(lua_State *L, int idx, const char *key, struct nf_conntrack *ct, int field)
+{
+	const struct field *f = &lct_fields[field];
+	struct addr a;
+	uint32_t value, mask;
+
+	switch (f->kind) {
+	case K_FAMILY:
+		nfct_set_attr_u8(ct, ATTR_L3PROTO, (uint8_t)lct_check_family(L, idx, key));
+		break;
+	case K_PROTO:
+		nfct_set_attr_u8(ct, ATTR_L4PROTO, (uint8_t)lct_check_proto(L, idx, key));
+		break;
+	case K_ADDR:
+		lct_check_addr(L, idx, key, &a, 0);
+		if (a.family == AF_INET) nfct_set_attr_u32(ct, f->attr, a.a[0]);
+		else                     nfct_set_attr(ct, f->attr6, a.a);
+		break;
+	case K_PORT: case K_U16BE:
+		nfct_set_attr_u16(ct, f->attr, htons((uint16_t)lct_check_uint(L, idx, key, 65535)));
+		break;
+	case K_U8:
+		nfct_set_attr_u8(ct, f->attr, (uint8_t)lct_check_uint(L, idx, key, 255));
+		break;
+	case K_U16:
+		nfct_set_attr_u16(ct, f->attr, (uint16_t)lct_check_uint(L, idx, key, 65535));
+		break;
+	case K_U32:
+		nfct_set_attr_u32(ct, f->attr, (uint32_t)lct_check_uint(L, idx, key, 0xffffffff));
+		break;
+	case K_STATUS:
+		lct_check_status(L, idx, key, &value, &mask);
+		nfct_set_attr_u32(ct, ATTR_STATUS, value);
+		break;
+	case K_LABELS:
+		nfct_set_attr(ct, ATTR_CONNLABELS, lct_check_labels(L, idx, key));
+		break;
+	case K_STRING:
+		if (lua_type(L, idx) != LUA_TSTRING)
+			luaL_error(L, "bad argument '%s': expected a string, got %s", key, luaL_typename(L, idx));
+		nfct_set_attr(ct, f->attr, lua_tostring(L, idx));
+		break;
+	case K_STATE:   /* needs the protocol: set by the caller */
+	default:
+		luaL_error(L, "bad argument '%s': a flow's %s cannot be set", key, key);
+	}
+}

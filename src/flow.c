@@ -1,0 +1,211 @@
+/*
+ * flow.c: the flow userdata. A flow owns a parsed nf_conntrack and is an
+ * independent value: it outlives the dump and the handle it came from.
+ * Fields are read by name through the vocabulary of fields.c.
+ */
+#include <string.h>
+
+#include "lct.h"
+
+struct nf_conntrack **lct_flow_new(lua_State *L)
+{
+	struct flow *fl = lua_newuserdatauv(L, sizeof(*fl), 0);
+
+	fl->ct = NULL;
+	luaL_setmetatable(L, LCT_FLOW);
+	return &fl->ct;
+}
+
+struct nf_conntrack *lct_check_flow(lua_State *L, int idx)
+{
+	struct flow *fl = luaL_checkudata(L, idx, LCT_FLOW);
+
+	if (fl->ct == NULL)
+		luaL_argerror(L, idx, "empty flow");
+	return fl->ct;
+}
+
+static int flow_gc(lua_State *L)
+{
+	struct flow *fl = luaL_checkudata(L, 1, LCT_FLOW);
+
+	if (fl->ct != NULL) {
+		nfct_destroy(fl->ct);
+		fl->ct = NULL;
+	}
+	return 0;
+}
+
+/* upvalue 1: the methods table; upvalue 2: field name -> field id */
+static int flow_index(lua_State *L)
+{
+	const struct nf_conntrack *ct = lct_check_flow(L, 1);
+
+	lua_pushvalue(L, 2);
+	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+		return 1;
+	lua_pushvalue(L, 2);
+	if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER) {
+		if (lua_type(L, 2) == LUA_TSTRING)
+			return luaL_error(L, "conntrack.flow has no field '%s'", lua_tostring(L, 2));
+		return luaL_error(L, "conntrack.flow has no field of type %s", luaL_typename(L, 2));
+	}
+	fields_push(L, ct, (int)lua_tointeger(L, -1));
+	return 1;
+}
+
+static int flow_newindex(lua_State *L)
+{
+	lct_check_flow(L, 1);
+	return luaL_error(L, "conntrack.flow is read-only: use ct:update(flow, changes)");
+}
+
+/* Options of conntrack's -o, as a string ("extended,id") or a table
+ * ({ extended = true, id = true }), into nfct_snprintf's type and flags. */
+struct format {
+	unsigned int type, flags;
+	int labels;
+};
+
+static const struct { const char *name; unsigned int flags; } format_options[] = {
+	{ "extended", NFCT_OF_SHOW_LAYER3 }, { "id", NFCT_OF_ID },
+	{ "ktimestamp", NFCT_OF_TIMESTAMP }, { "xml", 0 }, { "labels", 0 },
+};
+
+static void add_format_option(lua_State *L, const char *name, size_t len, struct format *fmt)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(format_options) / sizeof(format_options[0]); i++)
+		if (strlen(format_options[i].name) == len && memcmp(format_options[i].name, name, len) == 0) {
+			fmt->flags |= format_options[i].flags;
+			if (strcmp(format_options[i].name, "xml") == 0)
+				fmt->type = NFCT_O_XML;
+			if (strcmp(format_options[i].name, "labels") == 0)
+				fmt->labels = 1;
+			return;
+		}
+	luaL_error(L, "bad argument 'format': unknown output format \"%s\"", lua_pushlstring(L, name, len));
+}
+
+static void check_format(lua_State *L, int idx, struct format *fmt)
+{
+	fmt->type = NFCT_O_DEFAULT;
+	fmt->flags = 0;
+	fmt->labels = 0;
+	if (lua_isnoneornil(L, idx))
+		return;
+	if (lua_type(L, idx) == LUA_TSTRING) {
+		const char *s = lua_tostring(L, idx), *comma;
+		while (*s) {
+			comma = strchr(s, ',');
+			add_format_option(L, s, comma ? (size_t)(comma - s) : strlen(s), fmt);
+			s = comma ? comma + 1 : s + strlen(s);
+		}
+		return;
+	}
+	luaL_checktype(L, idx, LUA_TTABLE);
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		if (lua_type(L, -2) != LUA_TSTRING)
+			luaL_error(L, "bad argument 'format': option names are strings");
+		if (lua_toboolean(L, -1)) {
+			size_t len;
+			const char *name = lua_tolstring(L, -2, &len);
+			add_format_option(L, name, len, fmt);
+		}
+		lua_pop(L, 1);
+	}
+}
+
+/* nfct_snprintf cannot report a truncation, so a line that fills the buffer
+ * is printed again into a larger one. */
+static int push_formatted(lua_State *L, const struct nf_conntrack *ct, const struct format *fmt)
+{
+	struct nfct_labelmap *map = NULL;
+	size_t size = 1024;
+	char *buf;
+	int n;
+
+	if (fmt->labels)
+		map = nfct_labelmap_new(NULL);   /* NULL when there is no connlabel.conf */
+	for (;;) {
+		buf = lua_newuserdatauv(L, size, 0);   /* scratch that an error cannot leak */
+		n = nfct_snprintf_labels(buf, (unsigned)size, ct, NFCT_T_UNKNOWN, fmt->type, fmt->flags, map);
+		if (n >= 0 && (size_t)n < size - 1)
+			break;
+		lua_pop(L, 1);
+		size *= 4;
+		if (n < 0 || size > 1 << 20) {
+			buf = NULL;
+			break;
+		}
+	}
+	if (map)
+		nfct_labelmap_destroy(map);
+	if (buf == NULL)
+		return luaL_error(L, "cannot format flow");
+	lua_pushstring(L, buf);
+	return 1;
+}
+
+static int flow_tostring(lua_State *L)
+{
+	struct format fmt = { NFCT_O_DEFAULT, 0, 0 };
+	return push_formatted(L, lct_check_flow(L, 1), &fmt);
+}
+
+static int flow_format(lua_State *L)
+{
+	const struct nf_conntrack *ct = lct_check_flow(L, 1);
+	struct format fmt;
+
+	check_format(L, 2, &fmt);
+	return push_formatted(L, ct, &fmt);
+}
+
+static int flow_totable(lua_State *L)
+{
+	const struct nf_conntrack *ct = lct_check_flow(L, 1);
+	int i;
+
+	lua_createtable(L, 0, 16);
+	for (i = 0; i < lct_nfields; i++) {
+		fields_push(L, ct, i);
+		lua_setfield(L, -2, lct_fields[i].name);
+	}
+	return 1;
+}
+
+/* Two flows are equal when they are the same kernel entry: same original
+ * tuple and zone, and the same id when both carry one. */
+static int flow_eq(lua_State *L)
+{
+	const struct nf_conntrack *a = lct_check_flow(L, 1), *b = lct_check_flow(L, 2);
+	int same = nfct_cmp(a, b, NFCT_CMP_ORIG) &&
+	           nfct_get_attr_u16(a, ATTR_ZONE) == nfct_get_attr_u16(b, ATTR_ZONE);
+
+	if (same && nfct_attr_is_set(a, ATTR_ID) && nfct_attr_is_set(b, ATTR_ID))
+		same = nfct_get_attr_u32(a, ATTR_ID) == nfct_get_attr_u32(b, ATTR_ID);
+	lua_pushboolean(L, same);
+	return 1;
+}
+
+void lct_flow_open(lua_State *L)
+{
+	static const luaL_Reg methods[] = {
+		{ "format", flow_format }, { "totable", flow_totable }, { NULL, NULL }
+	};
+	static const luaL_Reg meta[] = {
+		{ "__gc", flow_gc }, { "__tostring", flow_tostring }, { "__eq", flow_eq },
+		{ "__newindex", flow_newindex }, { NULL, NULL }
+	};
+
+	luaL_newmetatable(L, LCT_FLOW);
+	luaL_setfuncs(L, meta, 0);
+	luaL_newlib(L, methods);
+	lua_getfield(L, LUA_REGISTRYINDEX, LCT_FIELDS);
+	lua_pushcclosure(L, flow_index, 2);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+}

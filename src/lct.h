@@ -1,0 +1,145 @@
+/*
+ * lct.h: declarations shared by the C files of the conntrack module.
+ * nl.c is the Lua-free netlink layer; every other file is one concern of the
+ * Lua binding (fields, filters, flows, dumps, operations, the handle).
+ */
+#ifndef LCT_H
+#define LCT_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <libmnl/libmnl.h>
+#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+
+#define LCT_VERSION "0.1.0"
+
+/* metatable names, also the __name of each userdata */
+#define LCT_HANDLE "conntrack.handle"
+#define LCT_FLOW   "conntrack.flow"
+#define LCT_DUMP   "conntrack.dump"
+/* registry keys */
+#define LCT_FIELDS   "conntrack.fields"     /* field name -> field id */
+#define LCT_DEFAULT  "conntrack.default"    /* the handle of conntrack.dump{} etc. */
+
+/* A receive buffer large enough for one datagram of a kernel dump. */
+#define LCT_RECV_SIZE 32768
+
+/* ---- nl.c: netlink, no Lua. Functions return 0/1 or -errno. ---- */
+struct nl {
+	struct mnl_socket *sock;
+	unsigned int portid;
+	unsigned int seq;          /* sequence number of the last request */
+};
+
+/* Walks the datagrams answering one request; each data message is handed out once. */
+struct nl_reply {
+	struct nl *nl;
+	unsigned int seq;
+	char *buf;
+	size_t cap, len, off;
+	int done;
+};
+
+int  nl_open(struct nl *nl, int netns_fd);
+void nl_close(struct nl *nl);
+int  nl_fd(const struct nl *nl);
+int  nl_send(struct nl *nl, struct nlmsghdr *nlh);
+void nl_reply_init(struct nl_reply *r, struct nl *nl, char *buf, size_t cap);
+int  nl_reply_next(struct nl_reply *r, const struct nlmsghdr **msg);
+int  nl_request(struct nl *nl, struct nlmsghdr *nlh, char *buf, size_t cap,
+                int (*cb)(const struct nlmsghdr *, void *), void *data);
+struct nlmsghdr *nl_ct_header(char *buf, uint16_t type, uint16_t flags, uint8_t family);
+
+/* ---- fields.c: the one vocabulary of flow fields ---- */
+enum field_kind {
+	K_FAMILY, K_PROTO, K_ADDR, K_PORT, K_U8, K_U16BE, K_U16, K_U32, K_U64,
+	K_STATE, K_STATUS, K_LABELS, K_STRING, K_NAT
+};
+
+struct field {
+	const char *name;
+	enum field_kind kind;
+	int attr;                  /* the IPv4 attribute of an address */
+	int attr6;                 /* its IPv6 twin; for K_NAT the attribute compared */
+};
+
+extern const struct field lct_fields[];
+extern const int lct_nfields;
+
+struct addr {
+	uint8_t family;            /* AF_INET or AF_INET6 */
+	uint8_t plen;              /* prefix length */
+	uint32_t a[4];             /* network byte order */
+};
+
+int  fields_lookup(lua_State *L, int key_idx);       /* field id, or -1 */
+int  fields_check_key(lua_State *L, int key_idx);    /* field id, or raises */
+void fields_push(lua_State *L, const struct nf_conntrack *ct, int field);
+int  fields_read_u64(const struct nf_conntrack *ct, int field, uint64_t *v);
+int  fields_read_addr(const struct nf_conntrack *ct, int field, struct addr *a);
+void fields_set(lua_State *L, int idx, const char *key, struct nf_conntrack *ct, int field);
+
+void lct_check_addr(lua_State *L, int idx, const char *key, struct addr *a, int allow_prefix);
+lua_Integer lct_check_uint(lua_State *L, int idx, const char *key, lua_Integer max);
+int  lct_check_proto(lua_State *L, int idx, const char *key);
+int  lct_check_family(lua_State *L, int idx, const char *key);
+struct nfct_bitmask *lct_check_labels(lua_State *L, int idx, const char *key);
+void lct_check_status(lua_State *L, int idx, const char *key, uint32_t *value, uint32_t *mask);
+int  lct_state_number(uint8_t proto, const char *name);
+const char *lct_state_name(uint8_t proto, unsigned int state);
+uint8_t lct_flow_proto(const struct nf_conntrack *ct);
+int  lct_proto_has_ports(uint8_t proto);
+int  lct_is_icmp(uint8_t proto);
+
+/* ---- filter.c: a filter table -> kernel request + exact match in C ---- */
+struct term {
+	int field;
+	uint64_t value, mask;      /* integers: (v & mask) == value */
+	struct addr addr;          /* addresses: prefix match */
+	int states[3];             /* K_STATE: the number for tcp, sctp, dccp or -1 */
+	char str[64];              /* K_STRING */
+};
+
+#define LCT_MAX_TERMS 48
+struct filter {
+	int nterms;
+	struct term terms[LCT_MAX_TERMS];
+	uint8_t family;            /* AF_UNSPEC unless the filter pins one */
+	int has_mark, has_status;  /* kernel-side: CTA_MARK/MASK, CTA_STATUS/MASK */
+	uint32_t mark, mark_mask, status, status_mask;
+	int has_where;             /* a Lua predicate follows the C match */
+};
+
+void lct_filter_parse(lua_State *L, int idx, struct filter *f);
+int  lct_filter_match(const struct filter *f, const struct nf_conntrack *ct);
+void lct_filter_to_request(const struct filter *f, struct nlmsghdr *nlh);
+void lct_filter_push_where(lua_State *L, int idx);
+
+/* ---- flow.c ---- */
+struct flow {
+	struct nf_conntrack *ct;   /* owned; NULL only while being built */
+};
+struct nf_conntrack **lct_flow_new(lua_State *L);  /* pushes an empty flow */
+struct nf_conntrack *lct_check_flow(lua_State *L, int idx);
+void lct_flow_open(lua_State *L);
+
+/* ---- conntrack.c: the handle ---- */
+struct handle {
+	struct nl nl;
+	int netns_fd;              /* -1: the namespace the handle was opened in */
+	int closed;
+	char buf[LCT_RECV_SIZE];
+};
+struct handle *lct_check_handle(lua_State *L, int idx);
+int lct_fail(lua_State *L, const char *what, int err);
+
+/* ---- dump.c / ops.c ---- */
+void lct_dump_open(lua_State *L);
+int  lct_dump(lua_State *L);
+void lct_ops_register(lua_State *L);
+
+#endif

@@ -1,0 +1,219 @@
+/*
+ * nl.c: the netlink layer, free of Lua. Opens ctnetlink sockets (in another
+ * network namespace if asked), sends requests and walks their replies one
+ * message at a time, validating each one. Failures are returned as -errno.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
+#include <linux/netfilter/nfnetlink.h>
+
+#include "lct.h"
+
+/* Enter netns_fd, open and bind the socket there, come back. A socket keeps
+ * the namespace it was created in, so only its creation needs the switch. */
+int nl_open(struct nl *nl, int netns_fd)
+{
+	int home = -1, err = 0;
+
+	nl->sock = NULL;
+	if (netns_fd >= 0) {
+		home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+		if (home < 0)
+			return -errno;
+		if (setns(netns_fd, CLONE_NEWNET) < 0) {
+			err = -errno;
+			close(home);
+			return err;
+		}
+	}
+	nl->sock = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (nl->sock == NULL)
+		err = -errno;
+	else if (mnl_socket_bind(nl->sock, 0, MNL_SOCKET_AUTOPID) < 0)
+		err = -errno;
+	if (home >= 0) {
+		if (setns(home, CLONE_NEWNET) < 0 && err == 0)
+			err = -errno;
+		close(home);
+	}
+	if (err) {
+		nl_close(nl);
+		return err;
+	}
+	nl->portid = mnl_socket_get_portid(nl->sock);
+	/* distinct starting points keep replies of two handles apart in traces */
+	nl->seq = (unsigned int)time(NULL) ^ (nl->portid << 16);
+	return 0;
+}
+
+void nl_close(struct nl *nl)
+{
+	if (nl->sock != NULL) {
+		mnl_socket_close(nl->sock);
+		nl->sock = NULL;
+	}
+}
+
+int nl_fd(const struct nl *nl)
+{
+	return nl->sock ? mnl_socket_get_fd(nl->sock) : -1;
+}
+
+struct nlmsghdr *nl_ct_header(char *buf, uint16_t type, uint16_t flags, uint8_t family)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nfgenmsg *nfh;
+
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+	nfh = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfh));
+	nfh->nfgen_family = family;
+	/* version 1 asks the kernel to honour nfgen_family (flush, dump) */
+	nfh->version = 1;   /* NFNETLINK_V1, newer than these headers */
+	nfh->res_id = 0;
+	return nlh;
+}
+
+int nl_send(struct nl *nl, struct nlmsghdr *nlh)
+{
+	if (++nl->seq == 0)
+		nl->seq = 1;
+	nlh->nlmsg_seq = nl->seq;
+	if (mnl_socket_sendto(nl->sock, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	return 0;
+}
+
+void nl_reply_init(struct nl_reply *r, struct nl *nl, char *buf, size_t cap)
+{
+	r->nl = nl;
+	r->seq = nl->seq;
+	r->buf = buf;
+	r->cap = cap;
+	r->len = r->off = 0;
+	r->done = 0;
+}
+
+/* One datagram, from the kernel only (a user-space sender could forge replies). */
+static int receive(struct nl_reply *r)
+{
+	struct sockaddr_nl addr;
+	struct iovec iov = { r->buf, r->cap };
+	struct msghdr msg = { &addr, sizeof(addr), &iov, 1, NULL, 0, 0 };
+	ssize_t n;
+
+	for (;;) {
+		msg.msg_namelen = sizeof(addr);
+		n = recvmsg(mnl_socket_get_fd(r->nl->sock), &msg, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (msg.msg_flags & MSG_TRUNC)
+			return -EMSGSIZE;
+		if (addr.nl_pid != 0)
+			continue;
+		r->len = (size_t)n;
+		r->off = 0;
+		return 0;
+	}
+}
+
+/* 1 and *msg: the next data message; 0: the reply is complete; -errno: the
+ * kernel's error, or a reply that cannot be trusted. */
+int nl_reply_next(struct nl_reply *r, const struct nlmsghdr **msg)
+{
+	for (;;) {
+		const struct nlmsghdr *nlh;
+		int left, err;
+
+		if (r->done)
+			return 0;
+		if (r->off >= r->len && (err = receive(r)) < 0)
+			return err;
+		nlh = (const struct nlmsghdr *)(r->buf + r->off);
+		left = (int)(r->len - r->off);
+		if (!mnl_nlmsg_ok(nlh, left)) {
+			r->done = 1;
+			return -EBADMSG;
+		}
+		r->off += NLMSG_ALIGN(nlh->nlmsg_len) < (unsigned)left ? NLMSG_ALIGN(nlh->nlmsg_len) : (unsigned)left;
+
+		/* a reply to an earlier, abandoned request on this socket */
+		if (nlh->nlmsg_seq != r->seq)
+			continue;
+		if (!mnl_nlmsg_portid_ok(nlh, r->nl->portid)) {
+			r->done = 1;
+			return -ESRCH;
+		}
+		switch (nlh->nlmsg_type) {
+		case NLMSG_NOOP:
+			continue;
+		case NLMSG_ERROR: {
+			const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+			r->done = 1;
+			if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
+				return -EBADMSG;
+			return e->error < 0 ? e->error : 0;
+		}
+		case NLMSG_DONE: {
+			r->done = 1;
+			if (mnl_nlmsg_get_payload_len(nlh) >= (int)sizeof(int)) {
+				int e;
+				memcpy(&e, mnl_nlmsg_get_payload(nlh), sizeof(e));
+				return e < 0 ? e : 0;
+			}
+			return 0;
+		}
+		case NLMSG_OVERRUN:
+			r->done = 1;
+			return -ENOBUFS;
+		}
+		if (nlh->nlmsg_flags & NLM_F_DUMP_INTR) {
+			r->done = 1;
+			return -EINTR;
+		}
+		*msg = nlh;
+		return 1;
+	}
+}
+
+/* Send a request and hand each message of its reply to cb, which returns
+ * MNL_CB_OK to go on, MNL_CB_STOP or MNL_CB_ERROR (errno set) to stop. The
+ * rest of the reply is drained so the socket is clean for the next request. */
+int nl_request(struct nl *nl, struct nlmsghdr *nlh, char *buf, size_t cap,
+               int (*cb)(const struct nlmsghdr *, void *), void *data)
+{
+	struct nl_reply r;
+	const struct nlmsghdr *msg;
+	int rc, result = 0, stopped = 0;
+
+	if ((rc = nl_send(nl, nlh)) < 0)
+		return rc;
+	nl_reply_init(&r, nl, buf, cap);
+	while ((rc = nl_reply_next(&r, &msg)) > 0) {
+		if (stopped || cb == NULL)
+			continue;
+		errno = 0;
+		switch (cb(msg, data)) {
+		case MNL_CB_STOP:
+			stopped = 1;
+			break;
+		case MNL_CB_ERROR:
+			stopped = 1;
+			result = errno ? -errno : -EPROTO;
+			break;
+		}
+	}
+	if (rc < 0 && result == 0)
+		result = rc;
+	return result;
+}

@@ -1,0 +1,490 @@
+/*
+ * ops.c: get, create, update, delete, flush, count and stats on a handle.
+ * Every argument is checked and built into a message before anything is
+ * sent; kernel replies are parsed into C and reach Lua only afterwards.
+ */
+#include <errno.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+
+#include "lct.h"
+
+enum build_mode { FOR_LOOKUP, FOR_CREATE };
+
+/* Fields that describe a flow but that no request can set. */
+static int settable(enum field_kind kind, const char *name)
+{
+	static const char *const read_only[] = {
+		"use", "id", "orig_packets", "orig_bytes", "reply_packets", "reply_bytes",
+		"start", "stop", "secctx", NULL
+	};
+	int i;
+
+	if (kind == K_NAT)
+		return 0;
+	for (i = 0; read_only[i]; i++)
+		if (strcmp(read_only[i], name) == 0)
+			return 0;
+	return 1;
+}
+
+static int family_of(const struct nf_conntrack *ct, int attr4, int attr6)
+{
+	if (nfct_attr_is_set(ct, attr4)) return AF_INET;
+	if (nfct_attr_is_set(ct, attr6)) return AF_INET6;
+	return 0;
+}
+
+/* The family the addresses imply; all of them (and `family`) must agree. */
+static int settle_family(lua_State *L, struct nf_conntrack *ct, int given)
+{
+	static const int pairs[][2] = {
+		{ ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV6_SRC }, { ATTR_ORIG_IPV4_DST, ATTR_ORIG_IPV6_DST },
+		{ ATTR_REPL_IPV4_SRC, ATTR_REPL_IPV6_SRC }, { ATTR_REPL_IPV4_DST, ATTR_REPL_IPV6_DST },
+	};
+	static const char *const names[] = { "orig_src", "orig_dst", "reply_src", "reply_dst" };
+	int family = given, i;
+
+	for (i = 0; i < 4; i++) {
+		int f = family_of(ct, pairs[i][0], pairs[i][1]);
+		if (f == 0)
+			continue;
+		if (family && f != family)
+			luaL_error(L, "bad argument '%s': an %s address does not fit the %s flow", names[i],
+			           f == AF_INET ? "IPv4" : "IPv6", family == AF_INET ? "IPv4" : "IPv6");
+		family = f;
+	}
+	return family;
+}
+
+static void require(lua_State *L, const struct nf_conntrack *ct, int attr, const char *op, const char *key)
+{
+	if (!nfct_attr_is_set(ct, attr))
+		luaL_error(L, "bad argument '%s': %s needs it", key, op);
+}
+
+/* The reply tuple is the inverse of the original (ICMP types inverted too,
+ * by the library); any part of it the caller gave is kept. */
+static void default_reply(struct nf_conntrack *ct)
+{
+	static const int reply_attrs[] = {
+		ATTR_REPL_IPV4_SRC, ATTR_REPL_IPV4_DST, ATTR_REPL_IPV6_SRC, ATTR_REPL_IPV6_DST,
+		ATTR_REPL_PORT_SRC, ATTR_REPL_PORT_DST,
+	};
+	static const size_t sizes[] = { 4, 4, 16, 16, 2, 2 };
+	uint32_t given[6][4];
+	int i, is_set[6];
+
+	for (i = 0; i < 6; i++)
+		if ((is_set[i] = nfct_attr_is_set(ct, reply_attrs[i])))
+			memcpy(given[i], nfct_get_attr(ct, reply_attrs[i]), sizes[i]);
+	nfct_setobjopt(ct, NFCT_SOPT_SETUP_REPLY);
+	for (i = 0; i < 6; i++)
+		if (is_set[i])
+			nfct_set_attr(ct, reply_attrs[i], given[i]);
+}
+
+/* NAT is told by the reply tuple: a reply destination other than the
+ * original source is a source NAT, and so on. */
+static void nat_from_reply(struct nf_conntrack *ct, int family)
+{
+	int v4 = family == AF_INET;
+	size_t len = v4 ? 4 : 16;
+
+	if (memcmp(nfct_get_attr(ct, v4 ? ATTR_REPL_IPV4_DST : ATTR_REPL_IPV6_DST),
+	           nfct_get_attr(ct, v4 ? ATTR_ORIG_IPV4_SRC : ATTR_ORIG_IPV6_SRC), len) != 0)
+		nfct_set_attr(ct, v4 ? ATTR_SNAT_IPV4 : ATTR_SNAT_IPV6,
+		              nfct_get_attr(ct, v4 ? ATTR_REPL_IPV4_DST : ATTR_REPL_IPV6_DST));
+	if (memcmp(nfct_get_attr(ct, v4 ? ATTR_REPL_IPV4_SRC : ATTR_REPL_IPV6_SRC),
+	           nfct_get_attr(ct, v4 ? ATTR_ORIG_IPV4_DST : ATTR_ORIG_IPV6_DST), len) != 0)
+		nfct_set_attr(ct, v4 ? ATTR_DNAT_IPV4 : ATTR_DNAT_IPV6,
+		              nfct_get_attr(ct, v4 ? ATTR_REPL_IPV4_SRC : ATTR_REPL_IPV6_SRC));
+	if (nfct_attr_is_set(ct, ATTR_REPL_PORT_DST) &&
+	    nfct_get_attr_u16(ct, ATTR_REPL_PORT_DST) != nfct_get_attr_u16(ct, ATTR_ORIG_PORT_SRC))
+		nfct_set_attr_u16(ct, ATTR_SNAT_PORT, nfct_get_attr_u16(ct, ATTR_REPL_PORT_DST));
+	if (nfct_attr_is_set(ct, ATTR_REPL_PORT_SRC) &&
+	    nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC) != nfct_get_attr_u16(ct, ATTR_ORIG_PORT_DST))
+		nfct_set_attr_u16(ct, ATTR_DNAT_PORT, nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC));
+}
+
+/* A table of fields at idx into ct, checked whole: what a lookup (get)
+ * needs, or what the kernel needs to create a flow. */
+static void build_flow(lua_State *L, int idx, struct nf_conntrack *ct, enum build_mode mode)
+{
+	const char *op = mode == FOR_CREATE ? "create" : "get";
+	int family = 0, state_idx, has_reply;
+	uint8_t proto;
+
+	idx = lua_absindex(L, idx);
+	luaL_checktype(L, idx, LUA_TTABLE);
+	/* the state's number depends on the protocol: it is set last */
+	lua_getfield(L, idx, "state");
+	state_idx = lua_isnil(L, -1) ? 0 : lua_gettop(L);
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		int id = fields_check_key(L, -2);
+		const struct field *f = &lct_fields[id];
+		const char *key = lua_tostring(L, -2);
+
+		if (!settable(f->kind, f->name) || (mode == FOR_LOOKUP &&
+		    (f->kind == K_STATE || f->kind == K_STATUS || f->kind == K_LABELS ||
+		     strcmp(f->name, "timeout") == 0 || strcmp(f->name, "mark") == 0 ||
+		     f->kind == K_STRING || strcmp(f->name, "secmark") == 0)))
+			luaL_error(L, "bad argument '%s': %s does not take it", key, op);
+		if (f->kind == K_FAMILY)
+			family = lct_check_family(L, -1, key);
+		else if (f->kind != K_STATE)
+			fields_set(L, -1, key, ct, id);
+		lua_pop(L, 1);
+	}
+
+	require(L, ct, ATTR_L4PROTO, op, "proto");
+	proto = nfct_get_attr_u8(ct, ATTR_L4PROTO);
+	has_reply = nfct_attr_is_set(ct, ATTR_REPL_IPV4_SRC) || nfct_attr_is_set(ct, ATTR_REPL_IPV6_SRC);
+	family = settle_family(L, ct, family);
+	if (family == 0 || !(family_of(ct, ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV6_SRC) ||
+	                     (mode == FOR_LOOKUP && has_reply)))
+		luaL_error(L, "bad argument 'orig_src': %s needs it", op);
+	if (!family_of(ct, ATTR_ORIG_IPV4_DST, ATTR_ORIG_IPV6_DST) && !(mode == FOR_LOOKUP && has_reply))
+		luaL_error(L, "bad argument 'orig_dst': %s needs it", op);
+	nfct_set_attr_u8(ct, ATTR_L3PROTO, (uint8_t)family);
+
+	if (lct_proto_has_ports(proto) && !has_reply) {
+		require(L, ct, ATTR_ORIG_PORT_SRC, op, "orig_sport");
+		require(L, ct, ATTR_ORIG_PORT_DST, op, "orig_dport");
+	}
+	if (lct_is_icmp(proto)) {
+		require(L, ct, ATTR_ICMP_TYPE, op, "icmp_type");
+		require(L, ct, ATTR_ICMP_CODE, op, "icmp_code");
+		require(L, ct, ATTR_ICMP_ID, op, "icmp_id");
+		/* the library derives the reply's ICMP type when the type is set,
+		 * from the family: set it again now that the family is known */
+		nfct_set_attr_u8(ct, ATTR_ICMP_TYPE, nfct_get_attr_u8(ct, ATTR_ICMP_TYPE));
+	}
+	if (state_idx) {
+		const char *name = lua_tostring(L, state_idx);
+		int attr = proto == IPPROTO_TCP ? ATTR_TCP_STATE : proto == IPPROTO_SCTP ? ATTR_SCTP_STATE
+		         : proto == IPPROTO_DCCP ? ATTR_DCCP_STATE : -1;
+		int n = name ? lct_state_number(proto, name) : -1;
+		if (attr < 0)
+			luaL_error(L, "bad argument 'state': protocol %d has no states", proto);
+		if (n < 0)
+			luaL_error(L, "bad argument 'state': unknown state \"%s\"", name ? name : luaL_typename(L, state_idx));
+		nfct_set_attr_u8(ct, attr, (uint8_t)n);
+	}
+	if (mode == FOR_CREATE) {
+		require(L, ct, ATTR_TIMEOUT, op, "timeout");
+		if (proto == IPPROTO_TCP && !state_idx)
+			luaL_error(L, "bad argument 'state': create needs it for tcp");
+		if (proto == IPPROTO_SCTP) {
+			/* the kernel refuses an SCTP flow without both verification tags */
+			if (!nfct_attr_is_set(ct, ATTR_SCTP_VTAG_ORIG))
+				nfct_set_attr_u32(ct, ATTR_SCTP_VTAG_ORIG, 0);
+			if (!nfct_attr_is_set(ct, ATTR_SCTP_VTAG_REPL))
+				nfct_set_attr_u32(ct, ATTR_SCTP_VTAG_REPL, 0);
+		}
+		default_reply(ct);
+		nat_from_reply(ct, family);
+	}
+}
+
+/* ---- replies ---- */
+
+static int parse_flow_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nf_conntrack *ct = data;
+
+	if (NFNL_MSG_TYPE(nlh->nlmsg_type) != IPCTNL_MSG_CT_NEW)
+		return MNL_CB_OK;
+	if (nfct_nlmsg_parse(nlh, ct) < 0) {
+		errno = EBADMSG;
+		return MNL_CB_ERROR;
+	}
+	return MNL_CB_STOP;
+}
+
+/* A new, empty nf_conntrack owned by a flow pushed on the stack. */
+static struct nf_conntrack *push_empty_flow(lua_State *L)
+{
+	struct nf_conntrack **slot = lct_flow_new(L);
+
+	if ((*slot = nfct_new()) == NULL)
+		luaL_error(L, "not enough memory");
+	return *slot;
+}
+
+static int talk(struct handle *h, struct nlmsghdr *nlh,
+                int (*cb)(const struct nlmsghdr *, void *), void *data)
+{
+	return nl_request(&h->nl, nlh, h->buf, sizeof(h->buf), cb, data);
+}
+
+/* ct:get{ proto =, orig_src =, ... } -> flow | nil, message, errno */
+static int op_get(lua_State *L)
+{
+	struct handle *h = lct_check_handle(L, 1);
+	struct nf_conntrack *key = push_empty_flow(L);   /* the key, collected later */
+	struct nf_conntrack *found;
+	struct nlmsghdr *nlh;
+	int rc;
+
+	build_flow(L, 2, key, FOR_LOOKUP);
+	found = push_empty_flow(L);
+	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_GET, NLM_F_ACK, nfct_get_attr_u8(key, ATTR_L3PROTO));
+	nfct_nlmsg_build(nlh, key);
+	if ((rc = talk(h, nlh, parse_flow_cb, found)) < 0)
+		return lct_fail(L, "get", -rc);
+	return 1;
+}
+
+/* ct:create{ ... } -> true | nil, message, errno */
+static int op_create(lua_State *L)
+{
+	struct handle *h = lct_check_handle(L, 1);
+	struct nf_conntrack *ct = push_empty_flow(L);
+	struct nlmsghdr *nlh;
+	int rc;
+
+	build_flow(L, 2, ct, FOR_CREATE);
+	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK,
+	                   nfct_get_attr_u8(ct, ATTR_L3PROTO));
+	nfct_nlmsg_build(nlh, ct);
+	if ((rc = talk(h, nlh, NULL, NULL)) < 0)
+		return lct_fail(L, "create", -rc);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* The identity of a flow for a request: original tuple, zone and id. */
+static struct nf_conntrack *identity_of(lua_State *L, const struct nf_conntrack *flow)
+{
+	struct nf_conntrack *ct = push_empty_flow(L);
+
+	nfct_copy(ct, flow, NFCT_CP_ORIG);
+	if (nfct_attr_is_set(flow, ATTR_ZONE))
+		nfct_set_attr_u16(ct, ATTR_ZONE, nfct_get_attr_u16(flow, ATTR_ZONE));
+	if (nfct_attr_is_set(flow, ATTR_ID))
+		nfct_set_attr_u32(ct, ATTR_ID, nfct_get_attr_u32(flow, ATTR_ID));
+	return ct;
+}
+
+/* ct:update(flow, { mark =, timeout =, status =, labels = }) */
+static int op_update(lua_State *L)
+{
+	struct handle *h = lct_check_handle(L, 1);
+	const struct nf_conntrack *flow = lct_check_flow(L, 2);
+	struct nf_conntrack *ct;
+	struct nlmsghdr *nlh;
+	uint32_t mark_mask = 0;
+	int has_mark_mask = 0, has_labels = 0, rc;
+
+	luaL_checktype(L, 3, LUA_TTABLE);
+	ct = identity_of(L, flow);
+	lua_pushnil(L);
+	while (lua_next(L, 3)) {
+		int id = fields_check_key(L, -2);
+		const char *key = lua_tostring(L, -2);
+		const char *name = lct_fields[id].name;
+
+		if (strcmp(name, "mark") == 0 && lua_type(L, -1) == LUA_TTABLE) {
+			lua_rawgeti(L, -1, 1);
+			lua_rawgeti(L, -2, 2);
+			nfct_set_attr_u32(ct, ATTR_MARK, (uint32_t)lct_check_uint(L, -2, key, 0xffffffff));
+			mark_mask = (uint32_t)lct_check_uint(L, -1, key, 0xffffffff);
+			has_mark_mask = 1;
+			lua_pop(L, 2);
+		} else if (strcmp(name, "mark") == 0 || strcmp(name, "timeout") == 0 ||
+		           strcmp(name, "status") == 0 || strcmp(name, "labels") == 0) {
+			fields_set(L, -1, key, ct, id);
+			has_labels |= strcmp(name, "labels") == 0;
+		} else {
+			luaL_error(L, "bad argument '%s': update changes mark, timeout, status and labels only", key);
+		}
+		lua_pop(L, 1);
+	}
+	if (has_labels) {
+		/* a full mask: the labels given replace the flow's labels */
+		struct nfct_bitmask *all = nfct_bitmask_new(127);
+		int i;
+		if (all == NULL)
+			return luaL_error(L, "not enough memory");
+		for (i = 0; i < 128; i++)
+			nfct_bitmask_set_bit(all, i);
+		nfct_set_attr(ct, ATTR_CONNLABELS_MASK, all);
+	}
+	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_NEW, NLM_F_ACK, nfct_get_attr_u8(ct, ATTR_L3PROTO));
+	nfct_nlmsg_build(nlh, ct);
+	if (has_mark_mask)
+		mnl_attr_put_u32(nlh, CTA_MARK_MASK, htonl(mark_mask));
+	if ((rc = talk(h, nlh, NULL, NULL)) < 0)
+		return lct_fail(L, "update", -rc);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* ct:delete(flow): that very entry (its id), not a newer one with its tuple */
+static int op_delete(lua_State *L)
+{
+	struct handle *h = lct_check_handle(L, 1);
+	const struct nf_conntrack *flow = lct_check_flow(L, 2);
+	struct nf_conntrack *ct = identity_of(L, flow);
+	struct nlmsghdr *nlh;
+	int rc;
+
+	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, nfct_get_attr_u8(ct, ATTR_L3PROTO));
+	nfct_nlmsg_build(nlh, ct);
+	if ((rc = talk(h, nlh, NULL, NULL)) < 0)
+		return lct_fail(L, "delete", -rc);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* ct:flush([{ family = }]): with nfgenmsg version 1 the kernel honours the family */
+static int op_flush(lua_State *L)
+{
+	struct handle *h = lct_check_handle(L, 1);
+	struct nlmsghdr *nlh;
+	int family = 0, rc;
+
+	if (!lua_isnoneornil(L, 2)) {
+		luaL_checktype(L, 2, LUA_TTABLE);
+		lua_pushnil(L);
+		while (lua_next(L, 2)) {
+			if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "family") != 0)
+				luaL_error(L, "bad argument '%s': flush takes only 'family'",
+				           lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+			family = lct_check_family(L, -1, "family");
+			lua_pop(L, 1);
+		}
+	}
+	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, (uint8_t)family);
+	if ((rc = talk(h, nlh, NULL, NULL)) < 0)
+		return lct_fail(L, "flush", -rc);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* ---- statistics ---- */
+
+static const char *const cpu_stats[CTA_STATS_MAX + 1] = {
+	[CTA_STATS_FOUND] = "found", [CTA_STATS_INVALID] = "invalid",
+	[CTA_STATS_INSERT] = "insert", [CTA_STATS_INSERT_FAILED] = "insert_failed",
+	[CTA_STATS_DROP] = "drop", [CTA_STATS_EARLY_DROP] = "early_drop",
+	[CTA_STATS_ERROR] = "error", [CTA_STATS_SEARCH_RESTART] = "search_restart",
+	[CTA_STATS_CLASH_RESOLVE] = "clash_resolve", [CTA_STATS_CHAIN_TOOLONG] = "chaintoolong",
+};
+
+#define MAX_CPUS 1024
+struct cpu_stats {
+	int ncpus;
+	struct { uint16_t cpu; uint32_t v[CTA_STATS_MAX + 1]; uint32_t present; } cpu[MAX_CPUS];
+};
+
+struct global_stats { uint32_t entries, max; int has_max; };
+
+static int global_stats_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct global_stats *g = data;
+	const struct nlattr *attr;
+
+	mnl_attr_for_each(attr, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
+			continue;
+		if (mnl_attr_get_type(attr) == CTA_STATS_GLOBAL_ENTRIES)
+			g->entries = ntohl(mnl_attr_get_u32(attr));
+		else if (mnl_attr_get_type(attr) == CTA_STATS_GLOBAL_MAX_ENTRIES) {
+			g->max = ntohl(mnl_attr_get_u32(attr));
+			g->has_max = 1;
+		}
+	}
+	return MNL_CB_OK;
+}
+
+static int cpu_stats_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct cpu_stats *s = data;
+	const struct nfgenmsg *nfh = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *attr;
+
+	if (s->ncpus == MAX_CPUS)
+		return MNL_CB_OK;
+	s->cpu[s->ncpus].cpu = ntohs(nfh->res_id);
+	s->cpu[s->ncpus].present = 0;
+	mnl_attr_for_each(attr, nlh, sizeof(*nfh)) {
+		unsigned int type = mnl_attr_get_type(attr);
+		if (type > CTA_STATS_MAX || mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
+			continue;
+		s->cpu[s->ncpus].v[type] = ntohl(mnl_attr_get_u32(attr));
+		s->cpu[s->ncpus].present |= 1u << type;
+	}
+	s->ncpus++;
+	return MNL_CB_OK;
+}
+
+static int global_stats(struct handle *h, struct global_stats *g)
+{
+	struct nlmsghdr *nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_GET_STATS, NLM_F_ACK, AF_UNSPEC);
+
+	memset(g, 0, sizeof(*g));
+	return talk(h, nlh, global_stats_cb, g);
+}
+
+/* ct:count() -> entries in the table */
+static int op_count(lua_State *L)
+{
+	struct handle *h = lct_check_handle(L, 1);
+	struct global_stats g;
+	int rc;
+
+	if ((rc = global_stats(h, &g)) < 0)
+		return lct_fail(L, "count", -rc);
+	lua_pushinteger(L, g.entries);
+	return 1;
+}
+
+/* ct:stats() -> { entries =, max =, [i] = { cpu =, found =, ... } } as conntrack -S */
+static int op_stats(lua_State *L)
+{
+	struct handle *h = lct_check_handle(L, 1);
+	struct cpu_stats *s = lua_newuserdatauv(L, sizeof(*s), 0);   /* scratch */
+	struct global_stats g;
+	struct nlmsghdr *nlh;
+	int rc, i, t;
+
+	s->ncpus = 0;
+	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_GET_STATS_CPU, NLM_F_DUMP, AF_UNSPEC);
+	if ((rc = talk(h, nlh, cpu_stats_cb, s)) < 0 || (rc = global_stats(h, &g)) < 0)
+		return lct_fail(L, "stats", -rc);
+	lua_createtable(L, s->ncpus, 2);
+	lua_pushinteger(L, g.entries);
+	lua_setfield(L, -2, "entries");
+	if (g.has_max) {
+		lua_pushinteger(L, g.max);
+		lua_setfield(L, -2, "max");
+	}
+	for (i = 0; i < s->ncpus; i++) {
+		lua_createtable(L, 0, 11);
+		lua_pushinteger(L, s->cpu[i].cpu);
+		lua_setfield(L, -2, "cpu");
+		for (t = 0; t <= CTA_STATS_MAX; t++)
+			if (cpu_stats[t] && (s->cpu[i].present & (1u << t))) {
+				lua_pushinteger(L, s->cpu[i].v[t]);
+				lua_setfield(L, -2, cpu_stats[t]);
+			}
+		lua_rawseti(L, -2, i + 1);
+	}
+	return 1;
+}
+
+void lct_ops_register(lua_State *L)
+{
+	static const luaL_Reg ops[] = {
+		{ "get", op_get }, { "create", op_create }, { "update", op_update },
+		{ "delete", op_delete }, { "flush", op_flush }, { "count", op_count },
+		{ "stats", op_stats }, { NULL, NULL }
+	};
+	luaL_setfuncs(L, ops, 0);
+}
