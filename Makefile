@@ -1,51 +1,64 @@
-# lua-conntrack: `make` builds conntrack.so; `make test` runs the suite in a
-# private network namespace; `make check-memory` runs it under ASan and valgrind.
+# lua-conntrack. `make` builds conntrack.so; `make demo` and `make test` run
+# in a fresh private network namespace, so the machine's own table is never
+# touched; `make check-memory` runs the suite under ASan+UBSan, then valgrind.
 LUA      ?= lua5.4
-PKGS      = $(LUA) libnetfilter_conntrack libmnl
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN      = -Wall -Wextra -Werror -std=gnu11 -fPIC
-CPPFLAGS += $(shell pkg-config --cflags $(PKGS))
+CPPFLAGS += $(shell pkg-config --cflags $(LUA) libnetfilter_conntrack libmnl)
 LIBS      = $(shell pkg-config --libs libnetfilter_conntrack libmnl)
-SRCS      = $(wildcard src/*.c)
-OBJS      = $(SRCS:.c=.o)
+BUILD    ?= .
+OBJS      = $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/*.c))
 BUSTED   ?= busted --lua=$(LUA)
 PREFIX   ?= /usr/local
-LUA_VER   = $(shell pkg-config --variable=V $(LUA) 2>/dev/null || echo 5.4)
+LUA_VER   = $(shell $(LUA) -e 'io.write((_VERSION:gsub("Lua ", "")))')
 LIBDIR   ?= $(PREFIX)/lib/lua/$(LUA_VER)
 SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_VER)
 
-all: conntrack.so
+DEBIAN_PACKAGES = build-essential pkg-config lua5.4 liblua5.4-dev libnetfilter-conntrack-dev \
+                  libmnl-dev conntrack nftables iproute2 util-linux lua-busted lua-socket luarocks valgrind
 
-conntrack.so: $(OBJS)
+# Runs its arguments in a new network namespace that specs recognise as theirs.
+IN_NETNS = unshare -n sh -c 'ip link set lo up && export LCT_TEST_NETNS=$$(readlink /proc/self/ns/net) && exec "$$@"' netns
+
+all: $(BUILD)/conntrack.so
+
+$(BUILD)/conntrack.so: $(OBJS)
 	$(CC) -shared $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
 
-src/%.o: src/%.c src/lct.h
+$(BUILD)/src/%.o: src/%.c src/lct.h
+	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
 
-# Every spec runs in a fresh, private network namespace: the machine's own
-# table is never touched.
-test: conntrack.so
-	unshare -n sh -c 'ip link set lo up && $(BUSTED) $(BUSTED_ARGS)'
+# What building, testing and comparing need, from Debian 12's archive (as root).
+deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES) >/dev/null
 
-check-memory:
-	$(MAKE) clean
-	$(MAKE) CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	        LDFLAGS="-fsanitize=address,undefined"
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp:print_suppressions=0 \
-	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	  unshare -n sh -c 'ip link set lo up && $(BUSTED) $(BUSTED_ARGS)'
-	$(MAKE) clean all
-	LCT_VALGRIND=1 unshare -n sh -c 'ip link set lo up && valgrind --error-exitcode=99 --leak-check=full \
-	  --errors-for-leak-kinds=definite --trace-children=yes --suppressions=$(CURDIR)/.ci/valgrind.supp -q \
-	  $(LUA) $$(command -v busted) $(BUSTED_ARGS)'
+# The README's tour, with loopback tracked in its namespace.
+demo: conntrack.so
+	unshare -n sh -c 'ip link set lo up && nft -f examples/track-loopback.nft && exec $(LUA) examples/demo.lua'
+
+test: conntrack.so
+	$(IN_NETNS) $(BUSTED) $(BUSTED_ARGS)
+
+# The sanitized module is built apart (build/asan) and found by the specs
+# through LCT_SO_DIR; Lua itself is not instrumented, so the runtime is preloaded.
+ASAN_RT = $$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)
+check-memory: conntrack.so
+	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	        -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address,undefined"
+	$(IN_NETNS) env LCT_SO_DIR=build/asan ASAN_OPTIONS=detect_leaks=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp:print_suppressions=0 \
+	  LD_PRELOAD="$(ASAN_RT)" $(LUA) $$(command -v busted) $(BUSTED_ARGS)
+	$(IN_NETNS) valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	  --suppressions=$(CURDIR)/.ci/valgrind.supp -q $(LUA) $$(command -v busted) $(BUSTED_ARGS)
 
 install: conntrack.so
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(SHAREDIR)/conntrack
+	install -d $(DESTDIR)$(LIBDIR)
 	install -m 755 conntrack.so $(DESTDIR)$(LIBDIR)/conntrack.so
 
 clean:
-	rm -f conntrack.so src/*.o
+	rm -rf conntrack.so src/*.o build
 
-.PHONY: all test check-memory install clean
+.PHONY: all deps demo test check-memory install clean

@@ -27,6 +27,8 @@
 
 /* A receive buffer large enough for one datagram of a kernel dump. */
 #define LCT_RECV_SIZE 32768
+/* The largest request the module builds (one flow and a filter). */
+#define LCT_REQUEST_MAX 4096
 
 /* ---- nl.c: netlink, no Lua. Functions return 0/1 or -errno. ---- */
 struct nl {

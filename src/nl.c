@@ -66,10 +66,15 @@ int nl_fd(const struct nl *nl)
 	return nl->sock ? mnl_socket_get_fd(nl->sock) : -1;
 }
 
+/* buf must hold LCT_REQUEST_MAX bytes, zeroed here: the library's builders
+ * leave some padding unwritten, and no stale byte should reach the kernel. */
 struct nlmsghdr *nl_ct_header(char *buf, uint16_t type, uint16_t flags, uint8_t family)
 {
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nlmsghdr *nlh;
 	struct nfgenmsg *nfh;
+
+	memset(buf, 0, LCT_REQUEST_MAX);
+	nlh = mnl_nlmsg_put_header(buf);
 
 	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | type;
 	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
