@@ -29,6 +29,8 @@ int lct_fail(lua_State *L, const char *what, int err)
 	case ENOENT: text = "no such flow"; break;
 	case EEXIST: text = "the flow already exists"; break;
 	case EPERM:  text = "operation not permitted (CAP_NET_ADMIN is needed)"; break;
+	/* the kernel has no room for labels unless a rule of the namespace uses them */
+	case ENOSPC: text = "no room for labels (a ct label rule in the namespace makes it)"; break;
 	default:     text = strerror(err); break;
 	}
 	lua_pushnil(L);
@@ -204,6 +206,7 @@ int luaopen_conntrack(lua_State *L)
 	build_field_names(L);
 	lct_flow_open(L);
 	lct_dump_open(L);
+	lct_sweep_open(L);
 
 	luaL_newmetatable(L, LCT_HANDLE);
 	luaL_setfuncs(L, handle_meta, 0);

@@ -21,6 +21,7 @@
 #define LCT_HANDLE "conntrack.handle"
 #define LCT_FLOW   "conntrack.flow"
 #define LCT_DUMP   "conntrack.dump"
+#define LCT_SWEEP  "conntrack.sweep"    /* scratch of a delete/update by filter */
 /* registry keys */
 #define LCT_FIELDS   "conntrack.fields"     /* field name -> field id */
 #define LCT_DEFAULT  "conntrack.default"    /* the handle of conntrack.dump{} etc. */
@@ -46,6 +47,18 @@ struct nl_reply {
 	int done;
 };
 
+/* Many requests sent at once; each one asks for and gets its own ack. */
+#define LCT_BATCH_MSGS 256
+struct nl_batch {
+	size_t len;
+	unsigned int count;
+	char buf[LCT_BATCH_MSGS * 256];
+};
+struct nl_acks {
+	unsigned long ok, gone;    /* done; already gone (ENOENT) */
+	int error;                 /* the first other errno, or 0 */
+};
+
 int  nl_open(struct nl *nl, int netns_fd);
 void nl_close(struct nl *nl);
 int  nl_fd(const struct nl *nl);
@@ -55,6 +68,12 @@ int  nl_reply_next(struct nl_reply *r, const struct nlmsghdr **msg);
 int  nl_request(struct nl *nl, struct nlmsghdr *nlh, char *buf, size_t cap,
                 int (*cb)(const struct nlmsghdr *, void *), void *data);
 struct nlmsghdr *nl_ct_header(char *buf, uint16_t type, uint16_t flags, uint8_t family);
+int  nl_set_rcvbuf(struct nl *nl, int bytes);
+void nl_batch_init(struct nl_batch *b);
+int  nl_batch_full(const struct nl_batch *b);
+char *nl_batch_slot(struct nl_batch *b);
+void nl_batch_commit(struct nl_batch *b, struct nlmsghdr *nlh);
+int  nl_batch_send(struct nl *nl, struct nl_batch *b, char *buf, size_t cap, struct nl_acks *acks);
 
 /* ---- fields.c: the one vocabulary of flow fields ---- */
 enum field_kind {
@@ -121,6 +140,16 @@ int  lct_filter_match(const struct filter *f, const struct nf_conntrack *ct);
 void lct_filter_to_request(const struct filter *f, struct nlmsghdr *nlh);
 void lct_filter_push_where(lua_State *L, int idx);
 
+/* ---- change.c: what update changes ---- */
+struct changes {
+	int has_mark, has_timeout, has_status, has_labels;
+	uint32_t mark, mark_mask, timeout, status;
+	uint32_t labels[4], labels_mask[4];   /* 128 label bits, as the kernel lays them */
+};
+void lct_changes_parse(lua_State *L, int idx, struct changes *c);
+void lct_changes_put(const struct changes *c, const struct nf_conntrack *old, struct nlmsghdr *nlh);
+int  lct_changes_needed(const struct changes *c, const struct nf_conntrack *ct);
+
 /* ---- flow.c ---- */
 struct flow {
 	struct nf_conntrack *ct;   /* owned; NULL only while being built */
@@ -143,5 +172,10 @@ int lct_fail(lua_State *L, const char *what, int err);
 void lct_dump_open(lua_State *L);
 int  lct_dump(lua_State *L);
 void lct_ops_register(lua_State *L);
+
+/* ---- sweep.c: delete and update by filter ---- */
+void lct_sweep_open(lua_State *L);
+int  lct_sweep_delete(lua_State *L);
+int  lct_sweep_update(lua_State *L);
 
 #endif

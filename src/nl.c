@@ -222,3 +222,95 @@ int nl_request(struct nl *nl, struct nlmsghdr *nlh, char *buf, size_t cap,
 		result = rc;
 	return result;
 }
+
+/* ---- batches: many requests in one sendmsg, every acknowledgement read ---- */
+
+/* Acknowledgements queue up in the socket while the kernel works through a
+ * batch; a receive buffer too small for them loses some (ENOBUFS). As root
+ * the buffer is forced past rmem_max. Returns the size in effect. */
+int nl_set_rcvbuf(struct nl *nl, int bytes)
+{
+	int fd = mnl_socket_get_fd(nl->sock), size;
+	socklen_t len = sizeof(size);
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, &len) < 0)
+		return -errno;
+	return size;
+}
+
+void nl_batch_init(struct nl_batch *b)
+{
+	b->len = 0;
+	b->count = 0;
+}
+
+/* Room for one more request of at most LCT_REQUEST_MAX bytes? */
+int nl_batch_full(const struct nl_batch *b)
+{
+	return b->count == LCT_BATCH_MSGS || b->len + LCT_REQUEST_MAX > sizeof(b->buf);
+}
+
+char *nl_batch_slot(struct nl_batch *b)
+{
+	return b->buf + b->len;
+}
+
+/* The request built at nl_batch_slot() joins the batch, with an ack asked. */
+void nl_batch_commit(struct nl_batch *b, struct nlmsghdr *nlh)
+{
+	nlh->nlmsg_flags |= NLM_F_ACK;
+	b->len += NLMSG_ALIGN(nlh->nlmsg_len);
+	b->count++;
+}
+
+/* Sends the batch and reads one ack per request into acks. A request for a
+ * flow that is gone (ENOENT) is counted apart: it vanished, which is no
+ * failure. The first other error is kept in acks->error. */
+int nl_batch_send(struct nl *nl, struct nl_batch *b, char *buf, size_t cap, struct nl_acks *acks)
+{
+	unsigned int first, last, seen = 0;
+	size_t off;
+	int n;
+
+	if (b->count == 0)
+		return 0;
+	first = nl->seq + 1;
+	for (off = 0; off < b->len; ) {
+		struct nlmsghdr *nlh = (struct nlmsghdr *)(b->buf + off);
+		if (++nl->seq == 0)
+			nl->seq = 1;
+		nlh->nlmsg_seq = nl->seq;
+		off += NLMSG_ALIGN(nlh->nlmsg_len);
+	}
+	last = nl->seq;
+	if (mnl_socket_sendto(nl->sock, b->buf, b->len) < 0)
+		return -errno;
+	while (seen < b->count) {
+		struct nl_reply r;
+		struct nlmsghdr *nlh;
+		int left;
+
+		nl_reply_init(&r, nl, buf, cap);
+		if ((n = receive(&r)) < 0)
+			return n;
+		left = (int)r.len;
+		for (nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
+			const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+			/* sequence numbers may wrap inside a batch */
+			if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_seq - first > last - first ||
+			    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
+				continue;
+			seen++;
+			if (e->error == 0)
+				acks->ok++;
+			else if (e->error == -ENOENT)
+				acks->gone++;
+			else if (acks->error == 0)
+				acks->error = -e->error;
+		}
+	}
+	nl_batch_init(b);
+	return 0;
+}

@@ -271,69 +271,42 @@ static struct nf_conntrack *identity_of(lua_State *L, const struct nf_conntrack 
 	return ct;
 }
 
-/* ct:update(flow, { mark =, timeout =, status =, labels = }) */
+/* ct:update(flow, changes): one flow; with a filter instead, see sweep.c */
 static int op_update(lua_State *L)
 {
 	struct handle *h = lct_check_handle(L, 1);
-	const struct nf_conntrack *flow = lct_check_flow(L, 2);
+	const struct nf_conntrack *flow;
 	struct nf_conntrack *ct;
 	struct nlmsghdr *nlh;
-	uint32_t mark_mask = 0;
-	int has_mark_mask = 0, has_labels = 0, rc;
+	struct changes changes;
+	int rc;
 
-	luaL_checktype(L, 3, LUA_TTABLE);
+	if (luaL_testudata(L, 2, LCT_FLOW) == NULL)
+		return lct_sweep_update(L);
+	flow = lct_check_flow(L, 2);
+	lct_changes_parse(L, 3, &changes);
 	ct = identity_of(L, flow);
-	lua_pushnil(L);
-	while (lua_next(L, 3)) {
-		int id = fields_check_key(L, -2);
-		const char *key = lua_tostring(L, -2);
-		const char *name = lct_fields[id].name;
-
-		if (strcmp(name, "mark") == 0 && lua_type(L, -1) == LUA_TTABLE) {
-			lua_rawgeti(L, -1, 1);
-			lua_rawgeti(L, -2, 2);
-			nfct_set_attr_u32(ct, ATTR_MARK, (uint32_t)lct_check_uint(L, -2, key, 0xffffffff));
-			mark_mask = (uint32_t)lct_check_uint(L, -1, key, 0xffffffff);
-			has_mark_mask = 1;
-			lua_pop(L, 2);
-		} else if (strcmp(name, "mark") == 0 || strcmp(name, "timeout") == 0 ||
-		           strcmp(name, "status") == 0 || strcmp(name, "labels") == 0) {
-			fields_set(L, -1, key, ct, id);
-			has_labels |= strcmp(name, "labels") == 0;
-		} else {
-			luaL_error(L, "bad argument '%s': update changes mark, timeout, status and labels only", key);
-		}
-		lua_pop(L, 1);
-	}
-	if (has_labels) {
-		/* a full mask: the labels given replace the flow's labels */
-		struct nfct_bitmask *all = nfct_bitmask_new(127);
-		int i;
-		if (all == NULL)
-			return luaL_error(L, "not enough memory");
-		for (i = 0; i < 128; i++)
-			nfct_bitmask_set_bit(all, i);
-		nfct_set_attr(ct, ATTR_CONNLABELS_MASK, all);
-	}
 	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_NEW, NLM_F_ACK, nfct_get_attr_u8(ct, ATTR_L3PROTO));
 	nfct_nlmsg_build(nlh, ct);
-	if (has_mark_mask)
-		mnl_attr_put_u32(nlh, CTA_MARK_MASK, htonl(mark_mask));
+	lct_changes_put(&changes, flow, nlh);
 	if ((rc = talk(h, nlh, NULL, NULL)) < 0)
 		return lct_fail(L, "update", -rc);
 	lua_pushboolean(L, 1);
 	return 1;
 }
 
-/* ct:delete(flow): that very entry (its id), not a newer one with its tuple */
+/* ct:delete(flow): that very entry (its id), not a newer one with its tuple;
+ * with a filter instead, see sweep.c */
 static int op_delete(lua_State *L)
 {
 	struct handle *h = lct_check_handle(L, 1);
-	const struct nf_conntrack *flow = lct_check_flow(L, 2);
-	struct nf_conntrack *ct = identity_of(L, flow);
+	struct nf_conntrack *ct;
 	struct nlmsghdr *nlh;
 	int rc;
 
+	if (luaL_testudata(L, 2, LCT_FLOW) == NULL)
+		return lct_sweep_delete(L);
+	ct = identity_of(L, lct_check_flow(L, 2));
 	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, nfct_get_attr_u8(ct, ATTR_L3PROTO));
 	nfct_nlmsg_build(nlh, ct);
 	if ((rc = talk(h, nlh, NULL, NULL)) < 0)
