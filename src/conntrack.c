@@ -20,21 +20,24 @@ struct handle *lct_check_handle(lua_State *L, int idx)
 	return h;
 }
 
+/* What an errno from the kernel means for conntrack. */
+const char *lct_strerror(int err)
+{
+	switch (err) {
+	case ENOENT: return "no such flow";
+	case EEXIST: return "the flow already exists";
+	case EPERM:  return "operation not permitted (CAP_NET_ADMIN is needed)";
+	/* the kernel has no room for labels unless a rule of the namespace uses them */
+	case ENOSPC: return "no room for labels (a ct label rule in the namespace makes it)";
+	}
+	return strerror(err);
+}
+
 /* The failure triple of the environment: nil, message, errno. */
 int lct_fail(lua_State *L, const char *what, int err)
 {
-	const char *text;
-
-	switch (err) {
-	case ENOENT: text = "no such flow"; break;
-	case EEXIST: text = "the flow already exists"; break;
-	case EPERM:  text = "operation not permitted (CAP_NET_ADMIN is needed)"; break;
-	/* the kernel has no room for labels unless a rule of the namespace uses them */
-	case ENOSPC: text = "no room for labels (a ct label rule in the namespace makes it)"; break;
-	default:     text = strerror(err); break;
-	}
 	lua_pushnil(L);
-	lua_pushfstring(L, "%s: %s", what, text);
+	lua_pushfstring(L, "%s: %s", what, lct_strerror(err));
 	lua_pushinteger(L, err);
 	return 3;
 }
@@ -115,7 +118,7 @@ static int lct_open(lua_State *L)
 	}
 	h->netns_fd = fd;
 	h->closed = 0;
-	if ((rc = nl_open(&h->nl, fd)) < 0) {
+	if ((rc = nl_open(&h->nl, fd, 0)) < 0) {
 		handle_release(h);
 		return lct_fail(L, "open", -rc);
 	}
@@ -199,7 +202,7 @@ int luaopen_conntrack(lua_State *L)
 		{ NULL, NULL }
 	};
 	static const luaL_Reg handle_methods[] = {
-		{ "dump", lct_dump }, { "close", handle_close }, { NULL, NULL }
+		{ "dump", lct_dump }, { "events", lct_events }, { "close", handle_close }, { NULL, NULL }
 	};
 	const char *name;
 
@@ -207,6 +210,7 @@ int luaopen_conntrack(lua_State *L)
 	lct_flow_open(L);
 	lct_dump_open(L);
 	lct_sweep_open(L);
+	lct_events_open(L);
 
 	luaL_newmetatable(L, LCT_HANDLE);
 	luaL_setfuncs(L, handle_meta, 0);

@@ -44,7 +44,7 @@ static int dump_close(lua_State *L)
 static int dump_fail(lua_State *L, struct dump *d, int err)
 {
 	dump_release(d, DUMP_DONE);
-	return luaL_error(L, "dump: %s", strerror(-err));
+	return luaL_error(L, "dump: %s", lct_strerror(-err));
 }
 
 static int is_conntrack(const struct nlmsghdr *nlh)
@@ -59,7 +59,6 @@ static int dump_step(lua_State *L)
 {
 	struct dump *d = luaL_checkudata(L, 1, LCT_DUMP);
 	const struct nlmsghdr *msg;
-	struct nf_conntrack **slot;
 	int rc;
 
 	if (d->state == DUMP_CLOSED)
@@ -73,18 +72,13 @@ static int dump_step(lua_State *L)
 		}
 		if (!is_conntrack(msg))
 			continue;
-		if (d->scratch == NULL && (d->scratch = nfct_new()) == NULL)
+		if (lct_scratch_ready(&d->scratch) < 0)
 			return dump_fail(L, d, -ENOMEM);
 		if (nfct_nlmsg_parse(msg, d->scratch) < 0)
 			return dump_fail(L, d, -EBADMSG);
-		if (!lct_filter_match(&d->filter, d->scratch)) {
-			nfct_destroy(d->scratch);
-			d->scratch = NULL;
+		if (!lct_filter_match(&d->filter, d->scratch))
 			continue;
-		}
-		slot = lct_flow_new(L);
-		*slot = d->scratch;
-		d->scratch = NULL;
+		lct_flow_adopt(L, &d->scratch);
 		if (!d->filter.has_where)
 			return 1;
 		lua_getiuservalue(L, 1, 1);
@@ -119,8 +113,8 @@ int lct_dump(lua_State *L)
 	lct_filter_push_where(L, 2);
 	lua_setiuservalue(L, -2, 1);
 
-	if ((rc = nl_open(&d->nl, h->netns_fd)) < 0)
-		return luaL_error(L, "dump: %s", strerror(-rc));
+	if ((rc = nl_open(&d->nl, h->netns_fd, 0)) < 0)
+		return luaL_error(L, "dump: %s", lct_strerror(-rc));
 	d->state = DUMP_RUNNING;
 	nlh = nl_ct_header(d->buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, filter.family);
 	lct_filter_to_request(&filter, nlh);

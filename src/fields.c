@@ -172,14 +172,17 @@ static int state_attr(const struct nf_conntrack *ct)
 	return attr;
 }
 
-/* Translation shows in the reply tuple: for snat its destination is not the
- * original source, for dnat its source is not the original destination.
+/* Translation shows in the reply tuple: for snat its destination (address
+ * or port) is not the original source, for dnat its source is not the
+ * original destination, as conntrack --src-nat/--dst-nat tell them.
  * (nfct_getobjopt compares only 32 bits, wrong for IPv6.) attr and attr6 of
- * the field name the two IPv4 attributes compared. */
+ * the field name the two IPv4 address attributes compared. */
 static int read_nat(const struct nf_conntrack *ct, const struct field *f, uint64_t *v)
 {
 	uint8_t family = nfct_attr_is_set(ct, ATTR_L3PROTO) ? nfct_get_attr_u8(ct, ATTR_L3PROTO) : 0;
-	int reply = f->attr, orig = f->attr6;
+	int reply = f->attr, orig = f->attr6, is_snat = f->attr == ATTR_REPL_IPV4_DST;
+	int reply_port = is_snat ? ATTR_REPL_PORT_DST : ATTR_REPL_PORT_SRC;
+	int orig_port = is_snat ? ATTR_ORIG_PORT_SRC : ATTR_ORIG_PORT_DST;
 
 	if (family == AF_INET6) {
 		reply += ATTR_ORIG_IPV6_SRC - ATTR_ORIG_IPV4_SRC;
@@ -190,6 +193,9 @@ static int read_nat(const struct nf_conntrack *ct, const struct field *f, uint64
 	if (!nfct_attr_is_set(ct, reply) || !nfct_attr_is_set(ct, orig))
 		return 0;
 	*v = memcmp(nfct_get_attr(ct, reply), nfct_get_attr(ct, orig), family == AF_INET ? 4 : 16) != 0;
+	if (lct_proto_has_ports(lct_flow_proto(ct)) && nfct_attr_is_set(ct, reply_port) &&
+	    nfct_attr_is_set(ct, orig_port) && nfct_get_attr_u16(ct, reply_port) != nfct_get_attr_u16(ct, orig_port))
+		*v = 1;
 	return 1;
 }
 
@@ -212,8 +218,13 @@ int fields_read_u64(const struct nf_conntrack *ct, int field, uint64_t *v)
 	default:
 		break;
 	}
-	if (!nfct_attr_is_set(ct, attr))
-		return 0;
+	if (!nfct_attr_is_set(ct, attr)) {
+		/* the kernel sends no zone for the default zone 0 */
+		if (f->kind != K_U16)
+			return 0;
+		*v = 0;
+		return 1;
+	}
 	switch (f->kind) {
 	case K_FAMILY: case K_PROTO: case K_U8:
 		*v = nfct_get_attr_u8(ct, attr); break;

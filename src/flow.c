@@ -3,17 +3,70 @@
  * independent value: it outlives the dump and the handle it came from.
  * Fields are read by name through the vocabulary of fields.c.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "lct.h"
 
-struct nf_conntrack **lct_flow_new(lua_State *L)
+#define FLOW_HEADER ((sizeof(struct flow) + 15) & ~(size_t)15)
+
+/* sizeof(struct nf_conntrack), which the library hides: nfct_maxsize() is
+ * deprecated as a way to allocate objects, which is not how it is used here. */
+static size_t ct_size(void)
 {
-	struct flow *fl = lua_newuserdatauv(L, sizeof(*fl), 0);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	return nfct_maxsize();
+#pragma GCC diagnostic pop
+}
+
+struct flow *lct_flow_new(lua_State *L)
+{
+	struct flow *fl = lua_newuserdatauv(L, FLOW_HEADER + ct_size(), 0);
 
 	fl->ct = NULL;
+	fl->embedded = 0;
+	fl->type = NFCT_T_UNKNOWN;
+	fl->portid = 0;
 	luaL_setmetatable(L, LCT_FLOW);
-	return &fl->ct;
+	return fl;
+}
+
+static int owns_heap(const struct nf_conntrack *ct)
+{
+	return nfct_attr_is_set(ct, ATTR_CONNLABELS) || nfct_attr_is_set(ct, ATTR_CONNLABELS_MASK) ||
+	       nfct_attr_is_set(ct, ATTR_SECCTX) || nfct_attr_is_set(ct, ATTR_HELPER_INFO);
+}
+
+/* A zeroed scratch object to parse into, reusing *scratch when it owns no
+ * heap memory. 0, or -ENOMEM. */
+int lct_scratch_ready(struct nf_conntrack **scratch)
+{
+	if (*scratch != NULL && !owns_heap(*scratch)) {
+		memset(*scratch, 0, ct_size());
+		return 0;
+	}
+	if (*scratch != NULL)
+		nfct_destroy(*scratch);
+	*scratch = nfct_new();
+	return *scratch ? 0 : -ENOMEM;
+}
+
+/* Pushes a flow holding the parsed *scratch: its bytes are copied in when it
+ * owns no heap memory (the scratch is then reused), else the flow takes it. */
+struct flow *lct_flow_adopt(lua_State *L, struct nf_conntrack **scratch)
+{
+	struct flow *fl = lct_flow_new(L);
+
+	if (owns_heap(*scratch)) {
+		fl->ct = *scratch;
+		*scratch = NULL;
+	} else {
+		fl->ct = (struct nf_conntrack *)((char *)fl + FLOW_HEADER);
+		memcpy(fl->ct, *scratch, ct_size());
+		fl->embedded = 1;
+	}
+	return fl;
 }
 
 struct nf_conntrack *lct_check_flow(lua_State *L, int idx)
@@ -29,10 +82,9 @@ static int flow_gc(lua_State *L)
 {
 	struct flow *fl = luaL_checkudata(L, 1, LCT_FLOW);
 
-	if (fl->ct != NULL) {
+	if (fl->ct != NULL && !fl->embedded)
 		nfct_destroy(fl->ct);
-		fl->ct = NULL;
-	}
+	fl->ct = NULL;
 	return 0;
 }
 
@@ -120,8 +172,9 @@ static void check_format(lua_State *L, int idx, struct format *fmt)
 
 /* nfct_snprintf cannot report a truncation, so a line that fills the buffer
  * is printed again into a larger one. */
-static int push_formatted(lua_State *L, const struct nf_conntrack *ct, const struct format *fmt)
+static int push_formatted(lua_State *L, const struct flow *fl, const struct format *fmt)
 {
+	const struct nf_conntrack *ct = fl->ct;
 	struct nfct_labelmap *map = NULL;
 	size_t size = 1024;
 	char *buf;
@@ -131,7 +184,7 @@ static int push_formatted(lua_State *L, const struct nf_conntrack *ct, const str
 		map = nfct_labelmap_new(NULL);   /* NULL when there is no connlabel.conf */
 	for (;;) {
 		buf = lua_newuserdatauv(L, size, 0);   /* scratch that an error cannot leak */
-		n = nfct_snprintf_labels(buf, (unsigned)size, ct, NFCT_T_UNKNOWN, fmt->type, fmt->flags, map);
+		n = nfct_snprintf_labels(buf, (unsigned)size, ct, fl->type, fmt->type, fmt->flags, map);
 		if (n >= 0 && (size_t)n < size - 1)
 			break;
 		lua_pop(L, 1);
@@ -145,23 +198,33 @@ static int push_formatted(lua_State *L, const struct nf_conntrack *ct, const str
 		nfct_labelmap_destroy(map);
 	if (buf == NULL)
 		return luaL_error(L, "cannot format flow");
-	lua_pushstring(L, buf);
+	/* an event caused from user space, as conntrack -E tells it */
+	if (fl->portid != 0 && fmt->type != NFCT_O_XML)
+		lua_pushfstring(L, "%s [USERSPACE] portid=%I", buf, (lua_Integer)fl->portid);
+	else
+		lua_pushstring(L, buf);
 	return 1;
+}
+
+static struct flow *check_flow_struct(lua_State *L, int idx)
+{
+	lct_check_flow(L, idx);
+	return lua_touserdata(L, idx);
 }
 
 static int flow_tostring(lua_State *L)
 {
 	struct format fmt = { NFCT_O_DEFAULT, 0, 0 };
-	return push_formatted(L, lct_check_flow(L, 1), &fmt);
+	return push_formatted(L, check_flow_struct(L, 1), &fmt);
 }
 
 static int flow_format(lua_State *L)
 {
-	const struct nf_conntrack *ct = lct_check_flow(L, 1);
+	const struct flow *fl = check_flow_struct(L, 1);
 	struct format fmt;
 
 	check_format(L, 2, &fmt);
-	return push_formatted(L, ct, &fmt);
+	return push_formatted(L, fl, &fmt);
 }
 
 static int flow_totable(lua_State *L)

@@ -21,6 +21,7 @@
 #define LCT_HANDLE "conntrack.handle"
 #define LCT_FLOW   "conntrack.flow"
 #define LCT_DUMP   "conntrack.dump"
+#define LCT_EVENTS "conntrack.events"
 #define LCT_SWEEP  "conntrack.sweep"    /* scratch of a delete/update by filter */
 /* registry keys */
 #define LCT_FIELDS   "conntrack.fields"     /* field name -> field id */
@@ -59,7 +60,7 @@ struct nl_acks {
 	int error;                 /* the first other errno, or 0 */
 };
 
-int  nl_open(struct nl *nl, int netns_fd);
+int  nl_open(struct nl *nl, int netns_fd, unsigned int groups);
 void nl_close(struct nl *nl);
 int  nl_fd(const struct nl *nl);
 int  nl_send(struct nl *nl, struct nlmsghdr *nlh);
@@ -151,10 +152,18 @@ void lct_changes_put(const struct changes *c, const struct nf_conntrack *old, st
 int  lct_changes_needed(const struct changes *c, const struct nf_conntrack *ct);
 
 /* ---- flow.c ---- */
+/* A flow's nf_conntrack lives inside the userdata (so the collector counts
+ * its size) unless it owns heap memory of its own (labels, security
+ * context, helper data): then the flow holds the library's allocation. */
 struct flow {
-	struct nf_conntrack *ct;   /* owned; NULL only while being built */
+	struct nf_conntrack *ct;   /* NULL only while being built */
+	int embedded;              /* ct points into this userdata */
+	uint8_t type;              /* NFCT_T_NEW/UPDATE/DESTROY for an event, else NFCT_T_UNKNOWN */
+	uint32_t portid;           /* an event caused from user space: the sender's port id */
 };
-struct nf_conntrack **lct_flow_new(lua_State *L);  /* pushes an empty flow */
+struct flow *lct_flow_new(lua_State *L);  /* pushes an empty flow */
+struct flow *lct_flow_adopt(lua_State *L, struct nf_conntrack **scratch);
+int  lct_scratch_ready(struct nf_conntrack **scratch);
 struct nf_conntrack *lct_check_flow(lua_State *L, int idx);
 void lct_flow_open(lua_State *L);
 
@@ -167,11 +176,16 @@ struct handle {
 };
 struct handle *lct_check_handle(lua_State *L, int idx);
 int lct_fail(lua_State *L, const char *what, int err);
+const char *lct_strerror(int err);
 
 /* ---- dump.c / ops.c ---- */
 void lct_dump_open(lua_State *L);
 int  lct_dump(lua_State *L);
 void lct_ops_register(lua_State *L);
+
+/* ---- events.c ---- */
+void lct_events_open(lua_State *L);
+int  lct_events(lua_State *L);
 
 /* ---- sweep.c: delete and update by filter ---- */
 void lct_sweep_open(lua_State *L);

@@ -16,9 +16,10 @@
 
 #include "lct.h"
 
-/* Enter netns_fd, open and bind the socket there, come back. A socket keeps
- * the namespace it was created in, so only its creation needs the switch. */
-int nl_open(struct nl *nl, int netns_fd)
+/* Enter netns_fd, open and bind the socket there (to multicast groups, for
+ * events), come back. A socket keeps the namespace it was created in, so
+ * only its creation needs the switch. */
+int nl_open(struct nl *nl, int netns_fd, unsigned int groups)
 {
 	int home = -1, err = 0;
 
@@ -36,7 +37,7 @@ int nl_open(struct nl *nl, int netns_fd)
 	nl->sock = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 	if (nl->sock == NULL)
 		err = -errno;
-	else if (mnl_socket_bind(nl->sock, 0, MNL_SOCKET_AUTOPID) < 0)
+	else if (mnl_socket_bind(nl->sock, groups, MNL_SOCKET_AUTOPID) < 0)
 		err = -errno;
 	if (home >= 0) {
 		if (setns(home, CLONE_NEWNET) < 0 && err == 0)

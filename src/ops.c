@@ -115,7 +115,7 @@ static void nat_from_reply(struct nf_conntrack *ct, int family)
 static void build_flow(lua_State *L, int idx, struct nf_conntrack *ct, enum build_mode mode)
 {
 	const char *op = mode == FOR_CREATE ? "create" : "get";
-	int family = 0, state_idx, has_reply;
+	int family = 0, state_idx;
 	uint8_t proto;
 
 	idx = lua_absindex(L, idx);
@@ -143,16 +143,14 @@ static void build_flow(lua_State *L, int idx, struct nf_conntrack *ct, enum buil
 
 	require(L, ct, ATTR_L4PROTO, op, "proto");
 	proto = nfct_get_attr_u8(ct, ATTR_L4PROTO);
-	has_reply = nfct_attr_is_set(ct, ATTR_REPL_IPV4_SRC) || nfct_attr_is_set(ct, ATTR_REPL_IPV6_SRC);
 	family = settle_family(L, ct, family);
-	if (family == 0 || !(family_of(ct, ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV6_SRC) ||
-	                     (mode == FOR_LOOKUP && has_reply)))
+	if (!family_of(ct, ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV6_SRC))
 		luaL_error(L, "bad argument 'orig_src': %s needs it", op);
-	if (!family_of(ct, ATTR_ORIG_IPV4_DST, ATTR_ORIG_IPV6_DST) && !(mode == FOR_LOOKUP && has_reply))
+	if (!family_of(ct, ATTR_ORIG_IPV4_DST, ATTR_ORIG_IPV6_DST))
 		luaL_error(L, "bad argument 'orig_dst': %s needs it", op);
 	nfct_set_attr_u8(ct, ATTR_L3PROTO, (uint8_t)family);
 
-	if (lct_proto_has_ports(proto) && !has_reply) {
+	if (lct_proto_has_ports(proto)) {
 		require(L, ct, ATTR_ORIG_PORT_SRC, op, "orig_sport");
 		require(L, ct, ATTR_ORIG_PORT_DST, op, "orig_dport");
 	}
@@ -177,8 +175,8 @@ static void build_flow(lua_State *L, int idx, struct nf_conntrack *ct, enum buil
 	}
 	if (mode == FOR_CREATE) {
 		require(L, ct, ATTR_TIMEOUT, op, "timeout");
-		if (proto == IPPROTO_TCP && !state_idx)
-			luaL_error(L, "bad argument 'state': create needs it for tcp");
+		if ((proto == IPPROTO_TCP || proto == IPPROTO_SCTP) && !state_idx)
+			luaL_error(L, "bad argument 'state': create needs it for %s", proto == IPPROTO_TCP ? "tcp" : "sctp");
 		if (proto == IPPROTO_SCTP) {
 			/* the kernel refuses an SCTP flow without both verification tags */
 			if (!nfct_attr_is_set(ct, ATTR_SCTP_VTAG_ORIG))
@@ -209,11 +207,11 @@ static int parse_flow_cb(const struct nlmsghdr *nlh, void *data)
 /* A new, empty nf_conntrack owned by a flow pushed on the stack. */
 static struct nf_conntrack *push_empty_flow(lua_State *L)
 {
-	struct nf_conntrack **slot = lct_flow_new(L);
+	struct flow *slot = lct_flow_new(L);
 
-	if ((*slot = nfct_new()) == NULL)
+	if ((slot->ct = nfct_new()) == NULL)
 		luaL_error(L, "not enough memory");
-	return *slot;
+	return slot->ct;
 }
 
 static int talk(struct handle *h, struct nlmsghdr *nlh,
@@ -309,6 +307,9 @@ static int op_delete(lua_State *L)
 	ct = identity_of(L, lct_check_flow(L, 2));
 	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, nfct_get_attr_u8(ct, ATTR_L3PROTO));
 	nfct_nlmsg_build(nlh, ct);
+	/* the library does not send the id; the kernel deletes no other entry when it has one */
+	if (nfct_attr_is_set(ct, ATTR_ID))
+		mnl_attr_put_u32(nlh, CTA_ID, htonl(nfct_get_attr_u32(ct, ATTR_ID)));
 	if ((rc = talk(h, nlh, NULL, NULL)) < 0)
 		return lct_fail(L, "delete", -rc);
 	lua_pushboolean(L, 1);

@@ -73,15 +73,6 @@ static int predicate_failed(lua_State *L, struct handle *h, struct sweep *s,
 	                  (int)acks->ok, a->update ? "updated" : "deleted", msg);
 }
 
-/* A flow userdata for the candidate in scratch (adopting it), on the stack. */
-static void adopt_scratch(lua_State *L, struct sweep *s)
-{
-	struct nf_conntrack **slot = lct_flow_new(L);
-
-	*slot = s->scratch;
-	s->scratch = NULL;
-}
-
 /* Stack: handle(1) filter(2) ... ; pushes the result (count, or list for
  * dry_run) or the failure triple. */
 static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
@@ -106,7 +97,7 @@ static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
 		lct_filter_push_where(L, 2);
 	top = lua_gettop(L);
 
-	if ((rc = nl_open(&s->dump, h->netns_fd)) < 0)
+	if ((rc = nl_open(&s->dump, h->netns_fd, 0)) < 0)
 		return lct_fail(L, what, -rc);
 	nl_set_rcvbuf(&h->nl, LCT_ACK_BUFFER);
 	nlh = nl_ct_header(s->buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, a->filter.family);
@@ -120,12 +111,8 @@ static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
 
 		if (NFNL_MSG_TYPE(msg->nlmsg_type) != IPCTNL_MSG_CT_NEW)
 			continue;
-		if (s->scratch != NULL)
-			nfct_destroy(s->scratch);
-		if ((s->scratch = nfct_new()) == NULL) {
-			rc = -ENOMEM;
+		if ((rc = lct_scratch_ready(&s->scratch)) < 0)
 			break;
-		}
 		if (nfct_nlmsg_parse(msg, s->scratch) < 0) {
 			rc = -EBADMSG;
 			break;
@@ -136,7 +123,7 @@ static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
 			continue;
 		ct = s->scratch;
 		if (a->filter.has_where) {
-			adopt_scratch(L, s);
+			ct = lct_flow_adopt(L, &s->scratch)->ct;
 			lua_pushvalue(L, top);
 			lua_pushvalue(L, -2);
 			if (lua_pcall(L, 1, 1, 0) != LUA_OK)
@@ -149,7 +136,7 @@ static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
 		}
 		if (a->dry_run) {
 			if (!a->filter.has_where)
-				adopt_scratch(L, s);
+				lct_flow_adopt(L, &s->scratch);
 			lua_rawseti(L, list, ++listed);
 			continue;
 		}

@@ -1,0 +1,518 @@
+/*
+ * events.c: subscriptions to the kernel's conntrack events. The socket is
+ * read only when the caller asks (next, each, dispatch), never inside a
+ * library callback. Losses are never silent: a kernel drop (ENOBUFS) is an
+ * "overflow" event, optionally followed by a re-read of the table ("sync"
+ * events, then "synced") so a mirror can reconcile.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+
+#include "lct.h"
+
+#ifndef SOL_NETLINK
+#define SOL_NETLINK 270
+#endif
+
+#define LCT_EVENTS_BUFFER (16 << 20)   /* default: a burst of 2 x 100,000 fits */
+
+enum { EV_NEW = 1, EV_UPDATE = 2, EV_DESTROY = 4 };
+enum { SYNC_NONE, SYNC_DUMPING, SYNC_DONE };
+
+static const char *const kind_names[] = { "new", "update", "destroy" };
+
+struct events {
+	struct nl nl;
+	int closed;
+	int netns_fd;               /* owned copy, for a resync dump */
+	unsigned int kinds;         /* EV_* wanted */
+	int resync;
+	int sync;                   /* SYNC_* */
+	lua_Integer overflows;
+	struct filter filter;
+	struct nf_conntrack *scratch;
+	struct nl sync_nl;          /* the resync dump */
+	struct nl_reply sync_reply;
+	size_t len, off;            /* events not yet handed out in buf */
+	char buf[LCT_RECV_SIZE];
+	char sync_buf[LCT_RECV_SIZE];
+};
+
+static struct events *check_events(lua_State *L, int idx)
+{
+	struct events *ev = luaL_checkudata(L, idx, LCT_EVENTS);
+
+	if (ev->closed)
+		luaL_error(L, "attempt to use a closed subscription");
+	return ev;
+}
+
+static int events_close(lua_State *L)
+{
+	struct events *ev = luaL_checkudata(L, 1, LCT_EVENTS);
+
+	if (!ev->closed) {
+		nl_close(&ev->nl);
+		nl_close(&ev->sync_nl);
+		if (ev->scratch != NULL)
+			nfct_destroy(ev->scratch);
+		ev->scratch = NULL;
+		if (ev->netns_fd >= 0)
+			close(ev->netns_fd);
+		ev->netns_fd = -1;
+		ev->closed = 1;
+	}
+	return 0;
+}
+
+static double now(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The kind of an event message: NEW with NLM_F_CREATE is a new flow. */
+static int kind_of(const struct nlmsghdr *nlh)
+{
+	if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_CTNETLINK)
+		return 0;
+	switch (NFNL_MSG_TYPE(nlh->nlmsg_type)) {
+	case IPCTNL_MSG_CT_NEW:
+		return nlh->nlmsg_flags & (NLM_F_CREATE | NLM_F_EXCL) ? EV_NEW : EV_UPDATE;
+	case IPCTNL_MSG_CT_DELETE:
+		return EV_DESTROY;
+	}
+	return 0;
+}
+
+static int nfct_type_of(int kind)
+{
+	return kind == EV_NEW ? NFCT_T_NEW : kind == EV_UPDATE ? NFCT_T_UPDATE : NFCT_T_DESTROY;
+}
+
+/* Parses msg into a new flow on the stack if it passes the C filter and the
+ * predicate (user value 1); returns whether it did. */
+static int push_if_match(lua_State *L, int ev_idx, struct events *ev, const struct nlmsghdr *msg, int kind)
+{
+	struct flow *fl;
+
+	if (lct_scratch_ready(&ev->scratch) < 0)
+		return luaL_error(L, "not enough memory");
+	if (nfct_nlmsg_parse(msg, ev->scratch) < 0 || !lct_filter_match(&ev->filter, ev->scratch))
+		return 0;
+	fl = lct_flow_adopt(L, &ev->scratch);
+	fl->type = (uint8_t)(kind ? nfct_type_of(kind) : NFCT_T_UNKNOWN);
+	fl->portid = kind ? msg->nlmsg_pid : 0;
+	if (ev->filter.has_where) {
+		lua_getiuservalue(L, ev_idx, 1);
+		lua_pushvalue(L, -2);
+		lua_call(L, 1, 1);
+		if (!lua_toboolean(L, -1)) {
+			lua_pop(L, 2);
+			return 0;
+		}
+		lua_pop(L, 1);
+	}
+	return 1;
+}
+
+static int start_resync(struct events *ev)
+{
+	struct nlmsghdr *nlh;
+	int rc;
+
+	nl_close(&ev->sync_nl);
+	if ((rc = nl_open(&ev->sync_nl, ev->netns_fd, 0)) < 0)
+		return rc;
+	nlh = nl_ct_header(ev->sync_buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, ev->filter.family);
+	lct_filter_to_request(&ev->filter, nlh);
+	if ((rc = nl_send(&ev->sync_nl, nlh)) < 0)
+		return rc;
+	nl_reply_init(&ev->sync_reply, &ev->sync_nl, ev->sync_buf, sizeof(ev->sync_buf));
+	ev->sync = SYNC_DUMPING;
+	return 0;
+}
+
+/* The next flow of a resync dump as a "sync" event; 0 when it is over. */
+static int next_sync(lua_State *L, int ev_idx, struct events *ev)
+{
+	const struct nlmsghdr *msg;
+	int rc;
+
+	while ((rc = nl_reply_next(&ev->sync_reply, &msg)) > 0)
+		if (NFNL_MSG_TYPE(msg->nlmsg_type) == IPCTNL_MSG_CT_NEW && push_if_match(L, ev_idx, ev, msg, 0)) {
+			lua_pushliteral(L, "sync");
+			lua_insert(L, -2);
+			lua_pushnumber(L, now(CLOCK_REALTIME));
+			return 3;
+		}
+	nl_close(&ev->sync_nl);
+	ev->sync = SYNC_DONE;
+	if (rc < 0)
+		return luaL_error(L, "events: resync failed: %s", lct_strerror(-rc));
+	return 0;
+}
+
+/* One datagram from the kernel, without blocking: 1, 0 if none, -errno. */
+static int receive(struct events *ev)
+{
+	struct sockaddr_nl addr;
+	struct iovec iov = { ev->buf, sizeof(ev->buf) };
+	struct msghdr msg = { &addr, sizeof(addr), &iov, 1, NULL, 0, 0 };
+	ssize_t n;
+
+	for (;;) {
+		msg.msg_namelen = sizeof(addr);
+		n = recvmsg(nl_fd(&ev->nl), &msg, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+		}
+		if (addr.nl_pid != 0 || (msg.msg_flags & MSG_TRUNC))
+			continue;
+		ev->len = (size_t)n;
+		ev->off = 0;
+		return 1;
+	}
+}
+
+/* Pushes kind, flow, time for the next event and returns 3, or returns 0
+ * when none came within timeout seconds (< 0: wait for ever). */
+static int next_event(lua_State *L, int ev_idx, struct events *ev, double timeout)
+{
+	double deadline = now(CLOCK_MONOTONIC) + timeout;
+	int rc;
+
+	for (;;) {
+		if (ev->sync == SYNC_DUMPING && (rc = next_sync(L, ev_idx, ev)) > 0)
+			return rc;
+		if (ev->sync == SYNC_DONE) {
+			ev->sync = SYNC_NONE;
+			lua_pushliteral(L, "synced");
+			lua_pushnil(L);
+			lua_pushnumber(L, now(CLOCK_REALTIME));
+			return 3;
+		}
+		while (ev->off < ev->len) {
+			const struct nlmsghdr *nlh = (const struct nlmsghdr *)(ev->buf + ev->off);
+			int left = (int)(ev->len - ev->off), kind;
+
+			if (!mnl_nlmsg_ok(nlh, left)) {
+				ev->off = ev->len;
+				break;
+			}
+			ev->off += NLMSG_ALIGN(nlh->nlmsg_len);
+			kind = kind_of(nlh);
+			if (!(kind & ev->kinds) || !push_if_match(L, ev_idx, ev, nlh, kind))
+				continue;
+			lua_pushstring(L, kind_names[kind == EV_NEW ? 0 : kind == EV_UPDATE ? 1 : 2]);
+			lua_insert(L, -2);
+			lua_pushnumber(L, now(CLOCK_REALTIME));
+			return 3;
+		}
+		rc = receive(ev);
+		if (rc == -ENOBUFS) {
+			/* the kernel dropped events: say so, and re-read the table if asked */
+			ev->overflows++;
+			if (ev->resync && (rc = start_resync(ev)) < 0)
+				return luaL_error(L, "events: resync failed: %s", lct_strerror(-rc));
+			lua_pushliteral(L, "overflow");
+			lua_pushinteger(L, ev->overflows);
+			lua_pushnumber(L, now(CLOCK_REALTIME));
+			return 3;
+		}
+		if (rc < 0)
+			return luaL_error(L, "events: %s", lct_strerror(-rc));
+		if (rc == 0) {
+			struct pollfd p = { nl_fd(&ev->nl), POLLIN, 0 };
+			double left = deadline - now(CLOCK_MONOTONIC);
+			if (timeout >= 0 && left <= 0)
+				return 0;
+			if (poll(&p, 1, timeout < 0 ? -1 : (int)(left * 1000) + 1) < 0 && errno != EINTR)
+				return luaL_error(L, "events: %s", strerror(errno));
+		}
+	}
+}
+
+static double check_timeout(lua_State *L, int idx)
+{
+	double t;
+
+	if (lua_isnoneornil(L, idx))
+		return -1;
+	t = luaL_checknumber(L, idx);
+	if (t < 0)
+		luaL_error(L, "bad argument 'timeout': expected seconds >= 0, got %f", t);
+	return t;
+}
+
+/* sub:next([timeout]) -> kind, flow, time | nil, "timeout" */
+static int events_next(lua_State *L)
+{
+	struct events *ev = check_events(L, 1);
+	double timeout = check_timeout(L, 2);
+	int n;
+
+	lua_settop(L, 1);
+	if ((n = next_event(L, 1, ev, timeout)) > 0)
+		return n;
+	lua_pushnil(L);
+	lua_pushliteral(L, "timeout");
+	return 2;
+}
+
+/* the generic-for step of sub:each(t): upvalue 1 is the quiet time allowed */
+static int each_step(lua_State *L)
+{
+	struct events *ev = check_events(L, 1);
+	double timeout = lua_tonumber(L, lua_upvalueindex(1));
+
+	lua_settop(L, 1);
+	if (next_event(L, 1, ev, lua_isnil(L, lua_upvalueindex(1)) ? -1 : timeout) > 0)
+		return 3;
+	lua_pushnil(L);
+	return 1;
+}
+
+/* for kind, flow, time in sub:each([quiet]) do: ends after quiet seconds without events */
+static int events_each(lua_State *L)
+{
+	check_events(L, 1);
+	check_timeout(L, 2);
+	lua_settop(L, 2);
+	lua_pushcclosure(L, each_step, 1);
+	lua_pushvalue(L, 1);
+	return 2;
+}
+
+static int traceback(lua_State *L)
+{
+	const char *msg = lua_tostring(L, 1);
+
+	if (msg == NULL)
+		msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+	luaL_traceback(L, L, msg, 1);
+	return 1;
+}
+
+/* sub:dispatch{ new = fn, update = fn, destroy = fn, overflow = fn, ... }:
+ * hands every event already waiting to its handler as (flow, kind, time),
+ * without blocking; returns how many it handed out. A handler's error comes
+ * back with its traceback; the subscription stays usable. */
+static int events_dispatch(lua_State *L)
+{
+	struct events *ev = check_events(L, 1);
+	lua_Integer handled = 0;
+	int base;
+
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_settop(L, 2);
+	lua_pushcfunction(L, traceback);
+	base = lua_gettop(L);
+	while (next_event(L, 1, ev, 0) > 0) {
+		if (lua_getfield(L, 2, lua_tostring(L, base + 1)) == LUA_TNIL) {
+			lua_settop(L, base);
+			continue;
+		}
+		lua_pushvalue(L, base + 2);
+		lua_pushvalue(L, base + 1);
+		lua_pushvalue(L, base + 3);
+		if (lua_pcall(L, 3, 0, base) != LUA_OK)
+			return lua_error(L);
+		handled++;
+		lua_settop(L, base);
+	}
+	lua_pushinteger(L, handled);
+	return 1;
+}
+
+/* sub:pending(): are events waiting (or a resync under way)? Never blocks. */
+static int events_pending(lua_State *L)
+{
+	struct events *ev = check_events(L, 1);
+	struct pollfd p = { nl_fd(&ev->nl), POLLIN, 0 };
+
+	lua_pushboolean(L, ev->off < ev->len || ev->sync != SYNC_NONE || poll(&p, 1, 0) > 0);
+	return 1;
+}
+
+static int events_getfd(lua_State *L)
+{
+	lua_pushinteger(L, nl_fd(&check_events(L, 1)->nl));
+	return 1;
+}
+
+/* cqueues' pollable protocol: readable, no timeout of its own */
+static int events_events(lua_State *L)
+{
+	check_events(L, 1);
+	lua_pushliteral(L, "r");
+	return 1;
+}
+
+static int events_timeout(lua_State *L)
+{
+	check_events(L, 1);
+	lua_pushnil(L);
+	return 1;
+}
+
+/* sub:buffer() -> the receive buffer size in effect, in bytes */
+static int events_buffer(lua_State *L)
+{
+	struct events *ev = check_events(L, 1);
+	int size;
+	socklen_t len = sizeof(size);
+
+	if (getsockopt(nl_fd(&ev->nl), SOL_SOCKET, SO_RCVBUF, &size, &len) < 0)
+		return lct_fail(L, "buffer", errno);
+	lua_pushinteger(L, size);
+	return 1;
+}
+
+static int events_overflows(lua_State *L)
+{
+	lua_pushinteger(L, check_events(L, 1)->overflows);
+	return 1;
+}
+
+static int events_tostring(lua_State *L)
+{
+	struct events *ev = luaL_checkudata(L, 1, LCT_EVENTS);
+
+	if (ev->closed)
+		lua_pushliteral(L, "conntrack.events (closed)");
+	else
+		lua_pushfstring(L, "conntrack.events (fd %d)", nl_fd(&ev->nl));
+	return 1;
+}
+
+struct events_opts {
+	unsigned int kinds;
+	int buffer, resync, reliable;
+};
+
+/* { "new", "destroy", filter = {...}, buffer = n, resync = b, reliable = b } */
+static void parse_opts(lua_State *L, int idx, struct events_opts *o, struct filter *f)
+{
+	o->kinds = 0;
+	o->buffer = LCT_EVENTS_BUFFER;
+	o->resync = o->reliable = 0;
+	memset(f, 0, sizeof(*f));
+	if (lua_isnoneornil(L, idx)) {
+		o->kinds = EV_NEW | EV_UPDATE | EV_DESTROY;
+		return;
+	}
+	luaL_checktype(L, idx, LUA_TTABLE);
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		if (lua_type(L, -2) == LUA_TNUMBER) {
+			const char *kind = lua_tostring(L, -1);
+			int i;
+			for (i = 0; i < 3; i++)
+				if (kind && lua_type(L, -1) == LUA_TSTRING && strcmp(kind, kind_names[i]) == 0)
+					o->kinds |= 1u << i;
+			if (i == 3 && !(kind && (strcmp(kind, "new") == 0 || strcmp(kind, "update") == 0 ||
+			                         strcmp(kind, "destroy") == 0)))
+				luaL_error(L, "bad argument 'events': unknown event kind %s%s%s",
+				           kind ? "\"" : "", kind ? kind : luaL_typename(L, -1), kind ? "\"" : "");
+		} else {
+			const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+			if (strcmp(key, "filter") == 0)
+				lct_filter_parse(L, lua_gettop(L), f);
+			else if (strcmp(key, "buffer") == 0)
+				o->buffer = (int)lct_check_uint(L, -1, key, 0x7fffffff);
+			else if (strcmp(key, "resync") == 0)
+				o->resync = lua_toboolean(L, -1);
+			else if (strcmp(key, "reliable") == 0)
+				o->reliable = lua_toboolean(L, -1);
+			else
+				luaL_error(L, "bad argument '%s': events takes event kinds, filter, buffer, resync, reliable", key);
+		}
+		lua_pop(L, 1);
+	}
+	if (o->kinds == 0)
+		o->kinds = EV_NEW | EV_UPDATE | EV_DESTROY;
+}
+
+/* ct:events([opts]) -> subscription | nil, message, errno */
+int lct_events(lua_State *L)
+{
+	struct handle *h = lct_check_handle(L, 1);
+	struct events_opts o;
+	struct filter f;
+	struct events *ev;
+	unsigned int groups = 0;
+	int rc, on = 1;
+
+	lua_settop(L, 2);
+	parse_opts(L, 2, &o, &f);
+	ev = lua_newuserdatauv(L, sizeof(*ev), 1);
+	ev->nl.sock = ev->sync_nl.sock = NULL;
+	ev->scratch = NULL;
+	ev->closed = 1;
+	ev->netns_fd = -1;
+	luaL_setmetatable(L, LCT_EVENTS);
+	if (lua_istable(L, 2)) {
+		lua_getfield(L, 2, "filter");
+		lct_filter_push_where(L, -1);
+		lua_setiuservalue(L, -3, 1);
+		lua_pop(L, 1);
+	}
+	ev->kinds = o.kinds;
+	ev->filter = f;
+	ev->resync = o.resync;
+	ev->sync = SYNC_NONE;
+	ev->overflows = 0;
+	ev->len = ev->off = 0;
+	if (h->netns_fd >= 0 && (ev->netns_fd = fcntl(h->netns_fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return lct_fail(L, "events", errno);
+	ev->closed = 0;
+	if (o.kinds & EV_NEW)     groups |= NF_NETLINK_CONNTRACK_NEW;
+	if (o.kinds & EV_UPDATE)  groups |= NF_NETLINK_CONNTRACK_UPDATE;
+	if (o.kinds & EV_DESTROY) groups |= NF_NETLINK_CONNTRACK_DESTROY;
+	if ((rc = nl_open(&ev->nl, ev->netns_fd, groups)) < 0)
+		return lct_fail(L, "events", -rc);
+	if (nl_set_rcvbuf(&ev->nl, o.buffer) < 0)
+		return lct_fail(L, "events", errno);
+	if (o.reliable) {
+		/* as conntrackd: the kernel reports a failed delivery to the sender
+		 * instead of dropping, and this socket never sees ENOBUFS */
+		setsockopt(nl_fd(&ev->nl), SOL_NETLINK, NETLINK_BROADCAST_ERROR, &on, sizeof(on));
+		setsockopt(nl_fd(&ev->nl), SOL_NETLINK, NETLINK_NO_ENOBUFS, &on, sizeof(on));
+	}
+	return 1;
+}
+
+void lct_events_open(lua_State *L)
+{
+	static const luaL_Reg meta[] = {
+		{ "__gc", events_close }, { "__close", events_close }, { "__tostring", events_tostring },
+		{ NULL, NULL }
+	};
+	static const luaL_Reg methods[] = {
+		{ "next", events_next }, { "each", events_each }, { "dispatch", events_dispatch },
+		{ "pending", events_pending }, { "getfd", events_getfd }, { "fd", events_getfd },
+		{ "pollfd", events_getfd }, { "events", events_events }, { "timeout", events_timeout },
+		{ "buffer", events_buffer }, { "overflows", events_overflows }, { "close", events_close },
+		{ NULL, NULL }
+	};
+
+	luaL_newmetatable(L, LCT_EVENTS);
+	luaL_setfuncs(L, meta, 0);
+	luaL_newlib(L, methods);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+}
