@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <linux/netlink.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -399,6 +400,55 @@ static int events_tostring(lua_State *L)
 	return 1;
 }
 
+/* The part of the filter a socket filter (BPF, built by the library) can
+ * decide, so unwanted events never wake the process: the protocol, a TCP
+ * state, original addresses and prefixes. Every event that passes is still
+ * matched in C against the whole filter. */
+static int attach_bpf(int fd, const struct filter *f)
+{
+	struct nfct_filter *bpf = nfct_filter_create();
+	int i, j, n = 0, rc = 0, proto = -1;
+
+	if (bpf == NULL)
+		return -ENOMEM;
+	for (i = 0; i < f->nterms; i++)
+		if (lct_fields[f->terms[i].field].kind == K_PROTO && f->terms[i].mask == ~(uint64_t)0)
+			proto = (int)f->terms[i].value;
+	for (i = 0; i < f->nterms; i++) {
+		const struct term *t = &f->terms[i];
+		const char *name = lct_fields[t->field].name;
+		int src = strcmp(name, "orig_src") == 0, dst = strcmp(name, "orig_dst") == 0;
+
+		if (lct_fields[t->field].kind == K_PROTO && proto >= 0) {
+			nfct_filter_add_attr_u32(bpf, NFCT_FILTER_L4PROTO, (uint32_t)proto);
+			n++;
+		} else if (lct_fields[t->field].kind == K_STATE && proto == IPPROTO_TCP && t->states[0] >= 0) {
+			struct nfct_filter_proto p = { IPPROTO_TCP, (uint16_t)t->states[0] };
+			nfct_filter_add_attr(bpf, NFCT_FILTER_L4PROTO_STATE, &p);
+			n++;
+		} else if ((src || dst) && t->addr.family == AF_INET) {
+			/* the filter compares words as loaded, in host order */
+			struct nfct_filter_ipv4 a = { ntohl(t->addr.a[0]),
+			                              t->addr.plen ? 0xffffffffu << (32 - t->addr.plen) : 0 };
+			nfct_filter_add_attr(bpf, src ? NFCT_FILTER_SRC_IPV4 : NFCT_FILTER_DST_IPV4, &a);
+			n++;
+		} else if ((src || dst) && t->addr.family == AF_INET6) {
+			struct nfct_filter_ipv6 a;
+			for (j = 0; j < 4; j++) {
+				int bits = t->addr.plen - 32 * j;
+				a.addr[j] = ntohl(t->addr.a[j]);
+				a.mask[j] = bits >= 32 ? 0xffffffffu : bits <= 0 ? 0 : 0xffffffffu << (32 - bits);
+			}
+			nfct_filter_add_attr(bpf, src ? NFCT_FILTER_SRC_IPV6 : NFCT_FILTER_DST_IPV6, &a);
+			n++;
+		}
+	}
+	if (n > 0 && nfct_filter_attach(fd, bpf) < 0)
+		rc = -errno;
+	nfct_filter_destroy(bpf);
+	return rc;
+}
+
 struct events_opts {
 	unsigned int kinds;
 	int buffer, resync, reliable;
@@ -485,8 +535,8 @@ int lct_events(lua_State *L)
 	if (o.kinds & EV_DESTROY) groups |= NF_NETLINK_CONNTRACK_DESTROY;
 	if ((rc = nl_open(&ev->nl, ev->netns_fd, groups)) < 0)
 		return lct_fail(L, "events", -rc);
-	if (nl_set_rcvbuf(&ev->nl, o.buffer) < 0)
-		return lct_fail(L, "events", errno);
+	if ((rc = nl_set_rcvbuf(&ev->nl, o.buffer)) < 0 || (rc = attach_bpf(nl_fd(&ev->nl), &f)) < 0)
+		return lct_fail(L, "events", -rc);
 	if (o.reliable) {
 		/* as conntrackd: the kernel reports a failed delivery to the sender
 		 * instead of dropping, and this socket never sees ENOBUFS */
