@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <string.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 
 #include "lct.h"
 
@@ -88,6 +89,9 @@ void lct_changes_parse(lua_State *L, int idx, struct changes *c)
 			lct_check_status(L, -1, key, &value, &mask);
 			if (value != mask)
 				luaL_error(L, "bad argument 'status': update can set flags, not clear them");
+			/* the kernel silently ignores every other flag */
+			if (value & ~(uint32_t)(IPS_SEEN_REPLY | IPS_ASSURED | IPS_FIXED_TIMEOUT))
+				luaL_error(L, "bad argument 'status': update can set SEEN_REPLY, ASSURED and FIXED_TIMEOUT only");
 			c->has_status = 1;
 			c->status = value;
 		} else if (strcmp(name, "labels") == 0) {

@@ -115,7 +115,7 @@ static void nat_from_reply(struct nf_conntrack *ct, int family)
 static void build_flow(lua_State *L, int idx, struct nf_conntrack *ct, enum build_mode mode)
 {
 	const char *op = mode == FOR_CREATE ? "create" : "get";
-	int family = 0, state_idx;
+	int family = 0, state_idx, top = lua_gettop(L);
 	uint8_t proto;
 
 	idx = lua_absindex(L, idx);
@@ -187,6 +187,7 @@ static void build_flow(lua_State *L, int idx, struct nf_conntrack *ct, enum buil
 		default_reply(ct);
 		nat_from_reply(ct, family);
 	}
+	lua_settop(L, top);
 }
 
 /* ---- replies ---- */
@@ -238,14 +239,62 @@ static int op_get(lua_State *L)
 	return 1;
 }
 
+/* ct:create{ { ... }, { ... }, ... }: every flow is checked before the
+ * first is sent, then they go out in batches. -> the number created, or
+ * nil, message (with how many were created), errno. */
+static int create_many(lua_State *L, struct handle *h)
+{
+	lua_Integer n = luaL_len(L, 2), i;
+	struct nl_batch *batch = lua_newuserdatauv(L, sizeof(*batch), 0);   /* scratch */
+	struct nl_acks acks = { 0, 0, 0 };
+	int pass, rc = 0;
+
+	nl_batch_init(batch);
+	nl_set_rcvbuf(&h->nl, 4 << 20);
+	for (pass = 0; pass < 2 && rc == 0 && acks.error == 0; pass++)
+		for (i = 1; i <= n && rc == 0 && acks.error == 0; i++) {
+			struct nf_conntrack *ct = push_empty_flow(L);
+			struct nlmsghdr *nlh;
+
+			if (lua_rawgeti(L, 2, i) != LUA_TTABLE)
+				luaL_error(L, "bad argument 'flows': item %I is a %s, not a table of fields", i,
+				           luaL_typename(L, -1));
+			build_flow(L, -1, ct, FOR_CREATE);
+			if (pass == 1) {
+				nlh = nl_ct_header(nl_batch_slot(batch), IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL,
+				                   nfct_get_attr_u8(ct, ATTR_L3PROTO));
+				nfct_nlmsg_build(nlh, ct);
+				nl_batch_commit(batch, nlh);
+				if (nl_batch_full(batch) || i == n)
+					rc = nl_batch_send(&h->nl, batch, h->buf, sizeof(h->buf), &acks);
+			}
+			lua_pop(L, 2);
+		}
+	if (rc == 0 && acks.error)
+		rc = -acks.error;
+	if (rc < 0) {
+		lct_fail(L, "create", -rc);
+		lua_pushfstring(L, "%s (after %d flows)", lua_tostring(L, -2), (int)acks.ok);
+		lua_replace(L, -3);
+		return 3;
+	}
+	lua_pushinteger(L, (lua_Integer)acks.ok);
+	return 1;
+}
+
 /* ct:create{ ... } -> true | nil, message, errno */
 static int op_create(lua_State *L)
 {
 	struct handle *h = lct_check_handle(L, 1);
-	struct nf_conntrack *ct = push_empty_flow(L);
+	struct nf_conntrack *ct;
 	struct nlmsghdr *nlh;
 	int rc;
 
+	luaL_checktype(L, 2, LUA_TTABLE);
+	if (lua_rawgeti(L, 2, 1) == LUA_TTABLE)
+		return create_many(L, h);
+	lua_pop(L, 1);
+	ct = push_empty_flow(L);
 	build_flow(L, 2, ct, FOR_CREATE);
 	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK,
 	                   nfct_get_attr_u8(ct, ATTR_L3PROTO));

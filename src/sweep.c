@@ -73,6 +73,17 @@ static int predicate_failed(lua_State *L, struct handle *h, struct sweep *s,
 	                  (int)acks->ok, a->update ? "updated" : "deleted", msg);
 }
 
+static struct sweep *new_sweep(lua_State *L)
+{
+	struct sweep *s = lua_newuserdatauv(L, sizeof(*s), 0);
+
+	s->dump.sock = NULL;
+	s->scratch = NULL;
+	nl_batch_init(&s->batch);
+	luaL_setmetatable(L, LCT_SWEEP);
+	return s;
+}
+
 /* Stack: handle(1) filter(2) ... ; pushes the result (count, or list for
  * dry_run) or the failure triple. */
 static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
@@ -81,14 +92,9 @@ static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
 	struct nl_acks acks = { 0, 0, 0 };
 	const struct nlmsghdr *msg;
 	struct nlmsghdr *nlh;
-	struct sweep *s;
+	struct sweep *s = new_sweep(L);
 	int rc, list = 0, listed = 0, top;
 
-	s = lua_newuserdatauv(L, sizeof(*s), 0);
-	s->dump.sock = NULL;
-	s->scratch = NULL;
-	nl_batch_init(&s->batch);
-	luaL_setmetatable(L, LCT_SWEEP);
 	if (a->dry_run) {
 		lua_newtable(L);
 		list = lua_gettop(L);
@@ -173,7 +179,8 @@ static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
 
 /* A filter of a mark (and a family) alone: the kernel selects the same flows
  * and deletes them in one request. It reports no count: the count is how much
- * the table shrank meanwhile, exact unless other flows come or go during it. */
+ * the table shrank meanwhile, never more than the flows that matched just
+ * before; exact unless another process deletes flows at the same time. */
 static int kernel_selects(const struct sweep_args *a)
 {
 	int i;
@@ -190,13 +197,36 @@ static int kernel_selects(const struct sweep_args *a)
 
 static int table_size(struct handle *h, uint32_t *entries);
 
-static int kernel_delete(lua_State *L, struct handle *h, const struct sweep_args *a)
+/* The flows the kernel selects for the filter, counted without parsing them. */
+static int count_selected(struct handle *h, struct sweep *s, const struct filter *f, uint32_t *n)
 {
+	const struct nlmsghdr *msg;
 	struct nlmsghdr *nlh;
-	uint32_t before, after;
 	int rc;
 
-	if ((rc = table_size(h, &before)) < 0)
+	*n = 0;
+	if ((rc = nl_open(&s->dump, h->netns_fd, 0)) < 0)
+		return rc;
+	nlh = nl_ct_header(s->buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, f->family);
+	lct_filter_to_request(f, nlh);
+	if ((rc = nl_send(&s->dump, nlh)) == 0) {
+		nl_reply_init(&s->reply, &s->dump, s->buf, sizeof(s->buf));
+		while ((rc = nl_reply_next(&s->reply, &msg)) > 0)
+			if (NFNL_MSG_TYPE(msg->nlmsg_type) == IPCTNL_MSG_CT_NEW)
+				(*n)++;
+	}
+	nl_close(&s->dump);
+	return rc;
+}
+
+static int kernel_delete(lua_State *L, struct handle *h, const struct sweep_args *a)
+{
+	struct sweep *s = new_sweep(L);
+	struct nlmsghdr *nlh;
+	uint32_t before, after, matched;
+	int rc;
+
+	if ((rc = count_selected(h, s, &a->filter, &matched)) < 0 || (rc = table_size(h, &before)) < 0)
 		return lct_fail(L, "delete", -rc);
 	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, a->filter.family);
 	lct_filter_to_request(&a->filter, nlh);
@@ -204,7 +234,7 @@ static int kernel_delete(lua_State *L, struct handle *h, const struct sweep_args
 		return lct_fail(L, "delete", -rc);
 	if ((rc = table_size(h, &after)) < 0)
 		return lct_fail(L, "delete", -rc);
-	lua_pushinteger(L, before > after ? before - after : 0);
+	lua_pushinteger(L, before <= after ? 0 : before - after < matched ? before - after : matched);
 	return 1;
 }
 

@@ -1,0 +1,136 @@
+-- spec/helpers/mixed_flows.lua: tables of thousands of mixed flows (IPv4 and
+-- IPv6; tcp, udp, icmp; zones 0-2; marks; ASSURED or not) built the same way
+-- every time, and the identity string that names one flow in such a table,
+-- the same for a generated flow table and for a dumped flow.
+local M = {}
+
+-- Sources that differ from each other in one place only, so an inexact
+-- match (a prefix too long or too short, an inverted IPv6 filter) shows.
+M.V4_SOURCES = { "10.1.0.5", "10.1.0.50", "10.1.0.4", "10.1.5.0", "10.1.200.7",
+                 "10.10.0.5", "10.0.255.5", "192.168.0.5", "11.1.0.5", "10.1.255.255" }
+M.V6_SOURCES = { "fd00::5", "fd00::50", "fd00::4", "fd00::5:0", "fd00:0:0:5::",
+                 "fd01::5", "fd00::105", "fe80::5", "fd00::6", "2001:db8::5" }
+M.MARKS = { 0, 0x10, 0x1f, 0x20, 0x110, 0x30, 0x11, 0xf0, 7 }
+local DPORTS = { 53, 80, 443, 8080 }
+
+-- A number from 0 to k - 1 that looks random but is the same every run:
+-- the attributes of flow i vary independently of each other.
+local function pick(i, salt, k)
+  local x = ((i + salt * 7919) * 2654435761) & 0xffffffff
+  x = (((x >> 15) ~ x) * 2246822519) & 0xffffffff
+  return ((x >> 13) ~ x) % k
+end
+
+local function copy(t)
+  local r = {}
+  for k, v in pairs(t) do r[k] = v end
+  return r
+end
+
+-- n flows, plus a twin in the next zone for every 13th: the same tuple in
+-- two zones is two entries. Each flow is a table ct:create takes.
+function M.generate(n)
+  local flows = {}
+  for i = 1, n do
+    local v6 = i % 3 == 0
+    local kind = (i // 3) % 3
+    local f = { orig_src = (v6 and M.V6_SOURCES or M.V4_SOURCES)[pick(i, 1, 10) + 1],
+                orig_dst = v6 and "fd00::ffff" or "10.9.0.1",
+                timeout = 3600, mark = M.MARKS[pick(i, 2, 9) + 1], zone = pick(i, 3, 3) }
+    if kind == 2 then
+      f.proto, f.icmp_type, f.icmp_code, f.icmp_id = v6 and "icmpv6" or "icmp", v6 and 128 or 8, 0, i
+    else
+      f.proto, f.orig_sport, f.orig_dport = kind == 0 and "tcp" or "udp", 1024 + i, DPORTS[pick(i, 4, 4) + 1]
+      if kind == 0 then f.state = pick(i, 5, 2) == 0 and "ESTABLISHED" or "SYN_SENT" end
+    end
+    if pick(i, 6, 4) == 0 then f.status = "ASSURED" end
+    flows[#flows + 1] = f
+    if i % 13 == 0 then
+      local twin = copy(f)
+      twin.zone = (f.zone + 1) % 3
+      flows[#flows + 1] = twin
+    end
+  end
+  return flows
+end
+
+-- Facts about a generated flow table, as the model of a filter sees them.
+function M.family(t) return t.orig_src:find(":", 1, true) and "ipv6" or "ipv4" end
+function M.zone(t) return t.zone or 0 end
+function M.assured(t) return t.status == "ASSURED" end
+
+function M.ipv4_in(addr, prefix, len)
+  local function number(a)
+    local b1, b2, b3, b4 = a:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+    return ((tonumber(b1) * 256 + tonumber(b2)) * 256 + tonumber(b3)) * 256 + tonumber(b4)
+  end
+  local shift = 32 - len
+  return number(addr) >> shift == number(prefix) >> shift
+end
+
+-- Family, protocol, original tuple and zone: a generated flow table or a
+-- dumped flow (whose zone 0 may read nil or 0).
+function M.identity(f)
+  local family = f.family or M.family(f)
+  local ports = f.icmp_type and ("type=%d code=%d id=%d"):format(f.icmp_type, f.icmp_code, f.icmp_id)
+                or ("sport=%d dport=%d"):format(f.orig_sport, f.orig_dport)
+  return ("%s %s src=%s dst=%s %s zone=%d"):format(family, f.proto, f.orig_src, f.orig_dst, ports, f.zone or 0)
+end
+
+-- Creates the flows through ct (a handle, possibly of another namespace).
+function M.fill(ct, flows)
+  for _, f in ipairs(flows) do
+    local ok, err = ct:create(f)
+    assert(ok, err and (err .. ": " .. M.identity(f)))
+  end
+end
+
+-- The set of identities of the generated flows that model(t) selects.
+function M.select(flows, model)
+  local set = {}
+  for _, f in ipairs(flows) do
+    if model(f) then set[M.identity(f)] = true end
+  end
+  return set
+end
+
+-- The generated flows that model(t) selects, as a list to fill a table with.
+function M.select_list(flows, model)
+  local list = {}
+  for _, f in ipairs(flows) do
+    if model(f) then list[#list + 1] = f end
+  end
+  return list
+end
+
+-- The set of identities in the table, and the flows by identity.
+function M.dumped(ct, filter)
+  local set, byid = {}, {}
+  for flow in ct:dump(filter) do
+    local id = M.identity(flow)
+    set[id], byid[id] = true, flow
+  end
+  return set, byid
+end
+
+function M.size(set)
+  local n = 0
+  for _ in pairs(set) do n = n + 1 end
+  return n
+end
+
+function M.minus(a, b)
+  local r = {}
+  for k in pairs(a) do if not b[k] then r[k] = true end end
+  return r
+end
+
+-- The members of a set, sorted: what assert.same prints when sets differ.
+function M.sorted(set)
+  local list = {}
+  for k in pairs(set) do list[#list + 1] = k end
+  table.sort(list)
+  return list
+end
+
+return M
