@@ -44,6 +44,18 @@ test: conntrack.so
 
 # The sanitized module is built apart (build/asan) and found by the specs
 # through LCT_SO_DIR; Lua itself is not instrumented, so the runtime is preloaded.
+# Benchmarks, in a namespace of their own (not run by CI). With ALLOW_SYSCTL=1
+# the global nf_conntrack_max is raised for the largest table, and restored.
+N ?=
+bench/floor: bench/floor.c
+	$(CC) -O2 $(WARN) -o $@ $< $(shell pkg-config --cflags --libs libnetfilter_conntrack libmnl)
+
+bench: conntrack.so bench/floor
+	sh bench/with-max.sh $(if $(N),$(N),1000000) unshare -n sh -c 'ip link set lo up && exec $(LUA) bench/run.lua $(N)'
+
+bench-quick: conntrack.so bench/floor
+	unshare -n sh -c 'ip link set lo up && exec $(LUA) bench/run.lua 20000'
+
 ASAN_RT = $$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)
 check-memory: conntrack.so
 	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
@@ -59,6 +71,6 @@ install: conntrack.so
 	install -m 755 conntrack.so $(DESTDIR)$(LIBDIR)/conntrack.so
 
 clean:
-	rm -rf conntrack.so src/*.o build
+	rm -rf conntrack.so src/*.o build bench/floor
 
-.PHONY: all deps demo test check-memory install clean
+.PHONY: all deps demo test bench bench-quick check-memory install clean
