@@ -16,7 +16,7 @@ LIBDIR   ?= $(PREFIX)/lib/lua/$(LUA_VER)
 SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_VER)
 
 DEBIAN_PACKAGES = build-essential pkg-config lua5.4 liblua5.4-dev libnetfilter-conntrack-dev \
-                  libmnl-dev conntrack nftables iproute2 util-linux lua-busted lua-socket luarocks valgrind
+                  libmnl-dev conntrack nftables iproute2 util-linux lua-busted lua-socket lua-luv lua-cqueues luarocks valgrind
 
 # Runs its arguments in a new network namespace that specs recognise as theirs.
 IN_NETNS = unshare -n sh -c 'ip link set lo up && export LCT_TEST_NETNS=$$(readlink /proc/self/ns/net) && exec "$$@"' netns
@@ -60,7 +60,7 @@ ASAN_RT = $$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubs
 check-memory: conntrack.so
 	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	        -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address,undefined"
-	$(IN_NETNS) env LCT_SO_DIR=build/asan ASAN_OPTIONS=detect_leaks=1 \
+	$(IN_NETNS) env LCT_SO_DIR=build/asan LCT_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp:print_suppressions=0 \
 	  LD_PRELOAD="$(ASAN_RT)" $(LUA) $$(command -v busted) $(BUSTED_ARGS)
 	$(IN_NETNS) valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \

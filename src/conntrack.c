@@ -233,6 +233,8 @@ int luaopen_conntrack(lua_State *L)
 	}
 	lua_pushcfunction(L, lct_open);
 	lua_setfield(L, -2, "open");
+	lua_pushcfunction(L, lct_parse);
+	lua_setfield(L, -2, "parse");
 	lua_pushliteral(L, LCT_VERSION);
 	lua_setfield(L, -2, "_VERSION");
 	return 1;

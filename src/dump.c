@@ -74,7 +74,7 @@ static int dump_step(lua_State *L)
 			continue;
 		if (lct_scratch_ready(&d->scratch) < 0)
 			return dump_fail(L, d, -ENOMEM);
-		if (nfct_nlmsg_parse(msg, d->scratch) < 0)
+		if (lct_parse_message(msg, d->scratch) < 0)
 			return dump_fail(L, d, -EBADMSG);
 		if (!lct_filter_match(&d->filter, d->scratch))
 			continue;

@@ -110,7 +110,7 @@ static int push_if_match(lua_State *L, int ev_idx, struct events *ev, const stru
 
 	if (lct_scratch_ready(&ev->scratch) < 0)
 		return luaL_error(L, "not enough memory");
-	if (nfct_nlmsg_parse(msg, ev->scratch) < 0 || !lct_filter_match(&ev->filter, ev->scratch))
+	if (lct_parse_message(msg, ev->scratch) < 0 || !lct_filter_match(&ev->filter, ev->scratch))
 		return 0;
 	fl = lct_flow_adopt(L, &ev->scratch);
 	fl->type = (uint8_t)(kind ? nfct_type_of(kind) : NFCT_T_UNKNOWN);
@@ -254,7 +254,7 @@ static double check_timeout(lua_State *L, int idx)
 	if (lua_isnoneornil(L, idx))
 		return -1;
 	t = luaL_checknumber(L, idx);
-	if (t < 0)
+	if (!(t >= 0))   /* NaN too */
 		luaL_error(L, "bad argument 'timeout': expected seconds >= 0, got %f", t);
 	return t;
 }
@@ -320,6 +320,21 @@ static int events_dispatch(lua_State *L)
 
 	luaL_checktype(L, 2, LUA_TTABLE);
 	lua_settop(L, 2);
+	/* a misspelt kind would silently drop its events */
+	lua_pushnil(L);
+	while (lua_next(L, 2)) {
+		static const char *const kinds[] = { "new", "update", "destroy", "overflow", "sync", "synced", NULL };
+		const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+		int i;
+		for (i = 0; key && kinds[i] && strcmp(kinds[i], key) != 0; i++)
+			;
+		if (key == NULL || kinds[i] == NULL)
+			return luaL_error(L, "bad argument '%s': not an event kind (new, update, destroy, overflow, sync, synced)",
+			                  key ? key : luaL_typename(L, -2));
+		if (!lua_isfunction(L, -1))
+			return luaL_error(L, "bad argument '%s': expected a function, got %s", key, luaL_typename(L, -1));
+		lua_pop(L, 1);
+	}
 	lua_pushcfunction(L, traceback);
 	base = lua_gettop(L);
 	while (next_event(L, 1, ev, 0) > 0) {

@@ -6,6 +6,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+
 #include "lct.h"
 
 #define FLOW_HEADER ((sizeof(struct flow) + 15) & ~(size_t)15)
@@ -251,6 +254,61 @@ static int flow_eq(lua_State *L)
 	if (same && nfct_attr_is_set(a, ATTR_ID) && nfct_attr_is_set(b, ATTR_ID))
 		same = nfct_get_attr_u32(a, ATTR_ID) == nfct_get_attr_u32(b, ATTR_ID);
 	lua_pushboolean(L, same);
+	return 1;
+}
+
+/* Every message from the kernel goes through here: its attribute tree is
+ * checked whole before the library reads it. 0, or -1. */
+int lct_parse_message(const struct nlmsghdr *nlh, struct nf_conntrack *ct)
+{
+	if (nl_validate_attrs(nlh) < 0)
+		return -1;
+	return nfct_nlmsg_parse(nlh, ct) < 0 ? -1 : 0;
+}
+
+/* conntrack.parse(message) -> flow | nil, error: one ctnetlink message, as
+ * the kernel sends it (a dump entry or an event), checked as the module
+ * checks every reply: lengths, subsystem, type, then each attribute. */
+int lct_parse(lua_State *L)
+{
+	size_t len;
+	const char *bytes = luaL_checklstring(L, 1, &len);
+	struct nf_conntrack **scratch;
+	struct nlmsghdr *nlh;
+	const char *err = NULL;
+	int type;
+
+	if (len < MNL_NLMSG_HDRLEN + sizeof(struct nfgenmsg) || len > LCT_RECV_SIZE)
+		err = "parse: not a conntrack message (bad length)";
+	if (err == NULL) {
+		/* an aligned copy, in memory an error cannot leak */
+		nlh = lua_newuserdatauv(L, len, 0);
+		memcpy(nlh, bytes, len);
+		type = NFNL_MSG_TYPE(nlh->nlmsg_type);
+		if (nlh->nlmsg_len != len || !mnl_nlmsg_ok(nlh, (int)len))
+			err = "parse: not a conntrack message (bad length)";
+		else if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_CTNETLINK ||
+		         (type != IPCTNL_MSG_CT_NEW && type != IPCTNL_MSG_CT_DELETE))
+			err = "parse: not a conntrack message (type)";
+	}
+	if (err != NULL) {
+		lua_pushnil(L);
+		lua_pushstring(L, err);
+		return 2;
+	}
+	scratch = lua_newuserdatauv(L, sizeof(*scratch), 0);
+	*scratch = NULL;
+	if (lct_scratch_ready(scratch) < 0)
+		return luaL_error(L, "not enough memory");
+	if (lct_parse_message(nlh, *scratch) < 0) {
+		nfct_destroy(*scratch);
+		lua_pushnil(L);
+		lua_pushliteral(L, "parse: malformed attributes");
+		return 2;
+	}
+	lct_flow_adopt(L, scratch);
+	if (*scratch != NULL)
+		nfct_destroy(*scratch);
 	return 1;
 }
 

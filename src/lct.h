@@ -166,6 +166,9 @@ struct flow *lct_flow_adopt(lua_State *L, struct nf_conntrack **scratch);
 int  lct_scratch_ready(struct nf_conntrack **scratch);
 struct nf_conntrack *lct_check_flow(lua_State *L, int idx);
 void lct_flow_open(lua_State *L);
+int  lct_parse(lua_State *L);
+int  lct_parse_message(const struct nlmsghdr *nlh, struct nf_conntrack *ct);
+int  nl_validate_attrs(const struct nlmsghdr *nlh);
 
 /* ---- conntrack.c: the handle ---- */
 struct handle {

@@ -198,7 +198,7 @@ static int parse_flow_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (NFNL_MSG_TYPE(nlh->nlmsg_type) != IPCTNL_MSG_CT_NEW)
 		return MNL_CB_OK;
-	if (nfct_nlmsg_parse(nlh, ct) < 0) {
+	if (lct_parse_message(nlh, ct) < 0) {
 		errno = EBADMSG;
 		return MNL_CB_ERROR;
 	}

@@ -119,7 +119,7 @@ static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
 			continue;
 		if ((rc = lct_scratch_ready(&s->scratch)) < 0)
 			break;
-		if (nfct_nlmsg_parse(msg, s->scratch) < 0) {
+		if (lct_parse_message(msg, s->scratch) < 0) {
 			rc = -EBADMSG;
 			break;
 		}
