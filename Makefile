@@ -56,6 +56,20 @@ bench: conntrack.so bench/floor
 bench-quick: conntrack.so bench/floor
 	unshare -n sh -c 'ip link set lo up && exec $(LUA) bench/run.lua 20000'
 
+# Fuzzing (libFuzzer, clang): each target runs FUZZ_SECONDS on its committed
+# seed corpus; new crash reproducers land in fuzz/crashes/, replayed by the specs.
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+fuzz/%-fuzzer: fuzz/%.c $(wildcard src/*.c) src/lct.h
+	clang $(FUZZ_FLAGS) $(CPPFLAGS) -D_GNU_SOURCE -o $@ $< $(wildcard src/*.c) \
+	  $(shell pkg-config --libs $(LUA) libnetfilter_conntrack libmnl)
+
+fuzz: fuzz/parse-fuzzer fuzz/filter-fuzzer
+	for t in parse filter; do \
+	  mkdir -p fuzz/out/$$t && fuzz/$$t-fuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=fuzz/crashes/$$t- fuzz/out/$$t fuzz/corpus/$$t 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; \
+	done
+
 ASAN_RT = $$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)
 check-memory: conntrack.so
 	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
@@ -71,6 +85,6 @@ install: conntrack.so
 	install -m 755 conntrack.so $(DESTDIR)$(LIBDIR)/conntrack.so
 
 clean:
-	rm -rf conntrack.so src/*.o build bench/floor
+	rm -rf conntrack.so src/*.o build bench/floor fuzz/*-fuzzer fuzz/out
 
-.PHONY: all deps demo test bench bench-quick check-memory install clean
+.PHONY: all deps demo test fuzz bench bench-quick check-memory install clean

@@ -26,7 +26,8 @@ build = {
    modules = {
       conntrack = {
          sources = { "src/conntrack.c", "src/dump.c", "src/fields.c", "src/filter.c",
-                     "src/flow.c", "src/nl.c", "src/ops.c" },
+                     "src/flow.c", "src/nl.c", "src/ops.c", "src/change.c", "src/events.c",
+                     "src/sweep.c", "src/validate.c" },
          defines = { "_GNU_SOURCE" },
          libraries = { "netfilter_conntrack", "mnl" },
          incdirs = { "$(NETFILTER_CONNTRACK_INCDIR)", "$(MNL_INCDIR)" },

@@ -257,13 +257,18 @@ static int flow_eq(lua_State *L)
 	return 1;
 }
 
-/* Every message from the kernel goes through here: its attribute tree is
- * checked whole before the library reads it. 0, or -1. */
+/* Every message from the kernel goes through here: its attributes are
+ * checked (validate.c) before the library reads them. 0, or -1. */
 int lct_parse_message(const struct nlmsghdr *nlh, struct nf_conntrack *ct)
 {
+	const struct nfgenmsg *nfh = mnl_nlmsg_get_payload(nlh);
+	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
+
 	if (nl_validate_attrs(nlh) < 0)
 		return -1;
-	return nfct_nlmsg_parse(nlh, ct) < 0 ? -1 : 0;
+	/* not nfct_nlmsg_parse: it takes the whole message length for the
+	 * payload's and so reads past the end of the message */
+	return nfct_payload_parse((const char *)nlh + head, nlh->nlmsg_len - head, nfh->nfgen_family, ct) < 0 ? -1 : 0;
 }
 
 /* conntrack.parse(message) -> flow | nil, error: one ctnetlink message, as

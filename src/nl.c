@@ -315,32 +315,3 @@ int nl_batch_send(struct nl *nl, struct nl_batch *b, char *buf, size_t cap, stru
 	nl_batch_init(b);
 	return 0;
 }
-
-/* Every attribute of a ctnetlink message lies within it, and every nested
- * one (tuples, protocol info, counters) within its parent: the structure the
- * library's parser walks. 0, or -1. */
-static int validate_attrs(const char *start, int left, int depth)
-{
-	const struct nlattr *attr = (const struct nlattr *)start;
-
-	if (depth > 4)
-		return -1;
-	while (mnl_attr_ok(attr, left)) {
-		if ((attr->nla_type & NLA_F_NESTED) &&
-		    validate_attrs(mnl_attr_get_payload(attr), (int)mnl_attr_get_payload_len(attr), depth + 1) < 0)
-			return -1;
-		left -= MNL_ALIGN(attr->nla_len);
-		attr = mnl_attr_next(attr);
-	}
-	/* what is left must be padding, not a truncated attribute */
-	return left < (int)sizeof(struct nlattr) ? 0 : -1;
-}
-
-int nl_validate_attrs(const struct nlmsghdr *nlh)
-{
-	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
-
-	if (nlh->nlmsg_len < head)
-		return -1;
-	return validate_attrs((const char *)nlh + head, (int)(nlh->nlmsg_len - head), 0);
-}
