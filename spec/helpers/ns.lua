@@ -34,9 +34,8 @@ end
 M.assert_private()
 
 -- Under `make check-memory` the sanitizer runtime is preloaded into this
--- process. The commands specs run (conntrack, sysctl, other Lua processes,
--- which load the plain build)
--- are not what is checked, so they run without it.
+-- process. The commands specs run (conntrack, sysctl, other Lua processes)
+-- are not what is checked: they run without it, on the plain build.
 if os.getenv("LCT_SANITIZED") then
   local strip = "env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS -u LCT_SO_DIR sh -c "
   local function quoted(cmd) return "'" .. cmd:gsub("'", "'\\''") .. "'" end
