@@ -29,6 +29,8 @@ const char *lct_strerror(int err)
 	case EPERM:  return "operation not permitted (CAP_NET_ADMIN is needed)";
 	/* the kernel has no room for labels unless a rule of the namespace uses them */
 	case ENOSPC: return "no room for labels (a ct label rule in the namespace makes it)";
+	/* what the kernel answers a create once nf_conntrack_max is reached */
+	case ENOMEM: return "the table is full (nf_conntrack_max) or memory is short";
 	}
 	return strerror(err);
 }

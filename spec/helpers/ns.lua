@@ -62,6 +62,13 @@ function M.fresh()
   return ct
 end
 
+-- This process's pid (a shell's /proc/self would be the shell's own).
+function M.pid()
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("n"); f:close()
+  return pid
+end
+
 -- Runs a shell command, returns its stdout, stderr and exit status.
 function M.run(cmd)
   local out, err = os.tmpname(), os.tmpname()
