@@ -16,7 +16,8 @@ LIBDIR   ?= $(PREFIX)/lib/lua/$(LUA_VER)
 SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_VER)
 
 DEBIAN_PACKAGES = build-essential pkg-config lua5.4 liblua5.4-dev libnetfilter-conntrack-dev \
-                  libmnl-dev conntrack nftables iproute2 util-linux lua-busted lua-socket lua-luv lua-cqueues luarocks valgrind
+                  libmnl-dev conntrack nftables iproute2 util-linux lua-busted lua-socket lua-luv lua-cqueues luarocks valgrind \
+                  clang libclang-rt-14-dev time
 
 # Runs its arguments in a new network namespace that specs recognise as theirs.
 IN_NETNS = unshare -n sh -c 'ip link set lo up && export LCT_TEST_NETNS=$$(readlink /proc/self/ns/net) && exec "$$@"' netns

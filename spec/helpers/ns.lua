@@ -36,15 +36,15 @@ M.assert_private()
 -- Under `make check-memory` the sanitizer runtime is preloaded into this
 -- process. The commands specs run (conntrack, sysctl, other Lua processes)
 -- are not what is checked: they run without it, on the plain build.
-if os.getenv("LCT_SANITIZED") then
-  local strip = "env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS -u LCT_SO_DIR sh -c "
-  local function quoted(cmd) return "'" .. cmd:gsub("'", "'\\''") .. "'" end
+M.sanitized = os.getenv("LCT_SANITIZED") ~= nil
+if M.sanitized then
+  local strip = "unset LD_PRELOAD ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS LCT_SO_DIR; "
   local execute, popen = os.execute, io.popen
   os.execute = function(cmd)
     if cmd == nil then return execute() end
-    return execute(strip .. quoted(cmd))
+    return execute(strip .. cmd)
   end
-  io.popen = function(cmd, mode) return popen(strip .. quoted(cmd), mode) end
+  io.popen = function(cmd, mode) return popen(strip .. cmd, mode) end
 end
 
 M.conntrack = require "conntrack"
