@@ -24,7 +24,7 @@
 #define SOL_NETLINK 270
 #endif
 
-#define LCT_EVENTS_BUFFER (16 << 20)   /* default: a burst of 2 x 100,000 fits */
+#define LCT_EVENTS_BUFFER (64 << 20)   /* default: a burst of 2 x 100,000 fits, measured */
 
 enum { EV_NEW = 1, EV_UPDATE = 2, EV_DESTROY = 4 };
 enum { SYNC_NONE, SYNC_DUMPING, SYNC_DONE };
