@@ -81,9 +81,15 @@ check-memory: conntrack.so
 	$(IN_NETNS) valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	  --suppressions=$(CURDIR)/.ci/valgrind.supp -q $(LUA) $$(command -v busted) $(BUSTED_ARGS)
 
+BINDIR  ?= $(PREFIX)/bin
+CTL_LUA  = $(wildcard lua/conntrack/ctl/*.lua)
+
 install: conntrack.so
-	install -d $(DESTDIR)$(LIBDIR)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(SHAREDIR)/conntrack/ctl $(DESTDIR)$(BINDIR)
 	install -m 755 conntrack.so $(DESTDIR)$(LIBDIR)/conntrack.so
+	install -m 644 lua/ctl.lua $(DESTDIR)$(SHAREDIR)/conntrack/ctl.lua
+	install -m 644 $(CTL_LUA) $(DESTDIR)$(SHAREDIR)/conntrack/ctl/
+	install -m 755 lua/ctl.lua $(DESTDIR)$(BINDIR)/lua-conntrack
 
 clean:
 	rm -rf conntrack.so src/*.o build bench/floor fuzz/*-fuzzer fuzz/out

@@ -94,16 +94,49 @@ static int dump_step(lua_State *L)
 	return 1;
 }
 
-/* ct:dump([filter]) -> step, dump, nil, dump */
+/* opts: { zero = true } zeroes the counters as it reads them (conntrack -L -z);
+ * { list = "dying" | "unconfirmed" } reads those lists instead of the table. */
+static uint16_t check_dump_opts(lua_State *L, int idx)
+{
+	uint16_t type = IPCTNL_MSG_CT_GET;
+
+	if (lua_isnoneornil(L, idx))
+		return type;
+	luaL_checktype(L, idx, LUA_TTABLE);
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+		if (strcmp(key, "zero") == 0) {
+			if (lua_toboolean(L, -1))
+				type = IPCTNL_MSG_CT_GET_CTRZERO;
+		} else if (strcmp(key, "list") == 0) {
+			const char *list = lua_tostring(L, -1);
+			if (list && strcmp(list, "dying") == 0)
+				type = IPCTNL_MSG_CT_GET_DYING;
+			else if (list && strcmp(list, "unconfirmed") == 0)
+				type = IPCTNL_MSG_CT_GET_UNCONFIRMED;
+			else if (!list || strcmp(list, "conntrack") != 0)
+				luaL_error(L, "bad argument 'list': expected \"conntrack\", \"dying\" or \"unconfirmed\"");
+		} else {
+			luaL_error(L, "bad argument '%s': the options of dump are 'zero' and 'list'", key);
+		}
+		lua_pop(L, 1);
+	}
+	return type;
+}
+
+/* ct:dump([filter [, opts]]) -> step, dump, nil, dump */
 int lct_dump(lua_State *L)
 {
 	struct handle *h = lct_check_handle(L, 1);
 	struct filter filter;
 	struct nlmsghdr *nlh;
 	struct dump *d;
+	uint16_t type;
 	int rc;
 
 	lct_filter_parse(L, 2, &filter);
+	type = check_dump_opts(L, 3);
 	d = lua_newuserdatauv(L, sizeof(*d), 1);
 	d->nl.sock = NULL;
 	d->scratch = NULL;
@@ -116,8 +149,9 @@ int lct_dump(lua_State *L)
 	if ((rc = nl_open(&d->nl, h->netns_fd, 0)) < 0)
 		return luaL_error(L, "dump: %s", lct_strerror(-rc));
 	d->state = DUMP_RUNNING;
-	nlh = nl_ct_header(d->buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, filter.family);
-	lct_filter_to_request(&filter, nlh);
+	nlh = nl_ct_header(d->buf, type, NLM_F_DUMP, filter.family);
+	if (type == IPCTNL_MSG_CT_GET || type == IPCTNL_MSG_CT_GET_CTRZERO)
+		lct_filter_to_request(&filter, nlh);
 	if ((rc = nl_send(&d->nl, nlh)) < 0)
 		return dump_fail(L, d, rc);
 	nl_reply_init(&d->reply, &d->nl, d->buf, sizeof(d->buf));

@@ -56,6 +56,21 @@ static const char *const protos[][2] = {
 	{ "icmpv6", "58" }, { "sctp", "132" }, { "dccp", "33" }, { "gre", "47" },
 };
 
+static const char *proto_name(unsigned int proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP: return "tcp";
+	case IPPROTO_UDP: return "udp";
+	case IPPROTO_UDPLITE: return "udplite";
+	case IPPROTO_ICMP: return "icmp";
+	case IPPROTO_ICMPV6: return "icmpv6";
+	case IPPROTO_SCTP: return "sctp";
+	case IPPROTO_DCCP: return "dccp";
+	case IPPROTO_GRE: return "gre";
+	}
+	return NULL;
+}
+
 static const char *const tcp_states[] = {
 	"NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT",
 	"LAST_ACK", "TIME_WAIT", "CLOSE", "SYN_SENT2", NULL
@@ -316,15 +331,9 @@ void fields_push(lua_State *L, const struct nf_conntrack *ct, int field)
 			else                    lua_pushinteger(L, (lua_Integer)v);
 			return;
 		case K_PROTO: {
-			size_t i;
-			char num[8];
-			snprintf(num, sizeof(num), "%u", (unsigned)v);
-			for (i = 0; i < sizeof(protos) / sizeof(protos[0]); i++)
-				if (strcmp(protos[i][1], num) == 0) {
-					lua_pushstring(L, protos[i][0]);
-					return;
-				}
-			lua_pushinteger(L, (lua_Integer)v);
+			const char *name = proto_name((unsigned)v);
+			if (name) lua_pushstring(L, name);
+			else      lua_pushinteger(L, (lua_Integer)v);
 			return;
 		}
 		case K_STATE: {

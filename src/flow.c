@@ -91,22 +91,27 @@ static int flow_gc(lua_State *L)
 	return 0;
 }
 
-/* upvalue 1: the methods table; upvalue 2: field name -> field id */
+/* The hottest path of a script reading flows. upvalue 1: the methods;
+ * upvalue 2: field name -> field id; upvalue 3: the flow metatable, compared
+ * directly (cheaper than luaL_checkudata's lookup by name). */
 static int flow_index(lua_State *L)
 {
-	const struct nf_conntrack *ct = lct_check_flow(L, 1);
+	const struct flow *fl = lua_touserdata(L, 1);
+	int is_flow = fl != NULL && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(3));
 
+	if (!is_flow || fl->ct == NULL)
+		lct_check_flow(L, 1);   /* raises the usual error */
+	lua_pushvalue(L, 2);
+	if (lua_rawget(L, lua_upvalueindex(2)) == LUA_TNUMBER) {
+		fields_push(L, fl->ct, (int)lua_tointeger(L, -1));
+		return 1;
+	}
 	lua_pushvalue(L, 2);
 	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
 		return 1;
-	lua_pushvalue(L, 2);
-	if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER) {
-		if (lua_type(L, 2) == LUA_TSTRING)
-			return luaL_error(L, "conntrack.flow has no field '%s'", lua_tostring(L, 2));
-		return luaL_error(L, "conntrack.flow has no field of type %s", luaL_typename(L, 2));
-	}
-	fields_push(L, ct, (int)lua_tointeger(L, -1));
-	return 1;
+	if (lua_type(L, 2) == LUA_TSTRING)
+		return luaL_error(L, "conntrack.flow has no field '%s'", lua_tostring(L, 2));
+	return luaL_error(L, "conntrack.flow has no field of type %s", luaL_typename(L, 2));
 }
 
 static int flow_newindex(lua_State *L)
@@ -331,7 +336,8 @@ void lct_flow_open(lua_State *L)
 	luaL_setfuncs(L, meta, 0);
 	luaL_newlib(L, methods);
 	lua_getfield(L, LUA_REGISTRYINDEX, LCT_FIELDS);
-	lua_pushcclosure(L, flow_index, 2);
+	lua_pushvalue(L, -3);
+	lua_pushcclosure(L, flow_index, 3);
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
 }

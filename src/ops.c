@@ -313,6 +313,9 @@ static struct nf_conntrack *identity_of(lua_State *L, const struct nf_conntrack 
 	nfct_copy(ct, flow, NFCT_CP_ORIG);
 	if (nfct_attr_is_set(flow, ATTR_ZONE))
 		nfct_set_attr_u16(ct, ATTR_ZONE, nfct_get_attr_u16(flow, ATTR_ZONE));
+	/* a zone of one direction lives in that tuple: the kernel needs it to find the entry */
+	if (nfct_attr_is_set(flow, ATTR_ORIG_ZONE))
+		nfct_set_attr_u16(ct, ATTR_ORIG_ZONE, nfct_get_attr_u16(flow, ATTR_ORIG_ZONE));
 	if (nfct_attr_is_set(flow, ATTR_ID))
 		nfct_set_attr_u32(ct, ATTR_ID, nfct_get_attr_u32(flow, ATTR_ID));
 	return ct;

@@ -1,0 +1,553 @@
+-- conntrack/ctl/commands.lua: each command, done through the conntrack
+-- module. What the module can select (fields, prefixes, mark/mask, status,
+-- labels) goes into its filter; the rest (NAT, non-contiguous masks, secmark,
+-- --where) becomes the filter's `where`. -U is one ct:update(filter) call;
+-- -D deletes the selected flows one by one, since conntrack prints exactly
+-- the flows the kernel confirmed deleted and ct:delete(filter) cannot say
+-- which those were.
+--
+-- Where conntrack-tools 1.4.7 is wrong, lua-conntrack is right:
+--  * -F -f ipv6 empties only the IPv6 flows (1.4.7 emptied everything);
+--  * -U without an address works (1.4.7: "Operation not supported"), updates
+--    flows in directional zones (1.4.7: "No such file or directory"), counts
+--    only flows it changed and prints each of them (1.4.7 printed some);
+--  * -D -t N alone deletes only flows with timeout N (1.4.7 deleted all);
+--  * --dst-nat/--src-nat/--any-nat with an IPv6 address compare it (1.4.7
+--    ignored it and matched any NAT);
+--  * -E -b sizes the event socket (1.4.7 sized another socket);
+--  * -I with a reply tuple and only the original ports, or of ICMP with its
+--    options before -r/-q, creates the flow (1.4.7 created one of protocol 0);
+--  * an entry vanishing during -D/-U is not an error (as 1.4.7), and is not
+--    counted.
+-- What the module cannot do is refused with exit status 1 rather than
+-- pretended: -U --state, and the expectation table beyond what /proc shows
+-- of it (-L/-C/-F/-S expect work while it is empty, as they then say all
+-- there is to say). -E ends on SIGTERM without its summary: pure Lua cannot
+-- catch the signal (SIGINT prints it, as conntrack does).
+
+local conntrack = require "conntrack"
+local addr = require "conntrack.ctl.addr"
+local help = require "conntrack.ctl.help"
+local options = require "conntrack.ctl.options"
+local output = require "conntrack.ctl.output"
+local protos = require "conntrack.ctl.protos"
+
+local M = {}
+
+local failure = options.failure
+
+-- ---- errors ----
+
+local ERRNO = { EPERM = 1, ENOENT = 2, ENOMEM = 12, EEXIST = 17, EINVAL = 22, ENOSPC = 28, ETIME = 62,
+                EAFNOSUPPORT = 97, ENOTSUPP = 524 }
+-- what the module words its own way, back to libc's strerror
+local STRERROR = { [1] = "Operation not permitted", [2] = "No such file or directory", [17] = "File exists",
+                   [22] = "Invalid argument", [28] = "No space left on device" }
+
+-- conntrack's err2str: its own words for some errors of some commands.
+local function err2str(errno, command, msg)
+  local e = ERRNO
+  local low = { CT_LIST = 1, CT_CREATE = 1, CT_UPDATE = 1, CT_DELETE = 1, CT_GET = 1, CT_FLUSH = 1,
+                CT_EVENT = 1, CT_VERSION = 1, CT_HELP = 1, EXP_LIST = 1, EXP_CREATE = 1, EXP_DELETE = 1,
+                EXP_GET = 1, EXP_FLUSH = 1, EXP_EVENT = 1, CT_COUNT = 1 }
+  local c = command
+  if c == "CT_LIST" and errno == e.ENOTSUPP then return "function not implemented" end
+  if low[c] and errno == e.EINVAL then return "invalid parameters" end
+  if c == "CT_CREATE" and errno == e.EEXIST then return "Such conntrack exists, try -U to update" end
+  if (c == "CT_CREATE" or c == "CT_GET" or c == "CT_DELETE" or c == "CT_ADD") and errno == e.ENOENT then
+    return "such conntrack doesn't exist"
+  end
+  if (c == "CT_CREATE" or c == "CT_GET" or c == "CT_ADD") and errno == e.ENOMEM then return "not enough memory" end
+  if c == "CT_GET" and errno == e.EAFNOSUPPORT then return "protocol not supported" end
+  if (c == "CT_CREATE" or c == "CT_ADD") and errno == e.ETIME then return "conntrack has expired" end
+  if c == "EXP_CREATE" and errno == e.ENOENT then return "master conntrack not found" end
+  if errno == e.EPERM then return "sorry, you must be root or get CAP_NET_ADMIN capability to do this" end
+  if STRERROR[errno] then return STRERROR[errno] end
+  -- "op: strerror (after N flows)" -> strerror
+  return ((msg or "unknown error"):gsub("^%w+: ", ""):gsub(" %(after %d+ flows%)$", ""))
+end
+
+local function failed(command, msg, errno)
+  failure("Operation failed: " .. err2str(errno, command, msg))
+end
+
+local function unsupported(what)
+  failure(what .. " is not supported by the conntrack module")
+end
+
+-- ---- filters ----
+
+local function address_text(cmd, which)
+  local a = cmd[which]
+  return a and addr.text(a.family, a.bytes)
+end
+
+local ADDR_FIELDS = { s = "orig_src", d = "orig_dst", r = "reply_src", q = "reply_dst" }
+
+-- filter_nat: --src-nat, --dst-nat, --any-nat, each with an optional
+-- address and port, as libnetfilter_conntrack tells a translation.
+local function nat_predicate(cmd)
+  local given = cmd.given
+  if not (given["src-nat"] or given["dst-nat"] or given["any-nat"]) then return nil end
+  local any = cmd.nat.any
+  local function side(spec, is_nat, is_pat, addr_field, port_field)
+    return function(flow, status)
+      local has = false
+      local check_address = spec.bytes ~= nil
+      if check_address then
+        has = is_nat(flow, status) and addr.bytes(flow[addr_field]) == spec.bytes
+      end
+      if spec.port then
+        local ret = is_pat(flow, status) and flow[port_field] == spec.port
+        if check_address and has and not ret then has = false end
+        if not check_address and ret then has = true end
+      end
+      if not check_address and not spec.port then
+        has = is_nat(flow, status) or is_pat(flow, status)
+      end
+      return has
+    end
+  end
+  local src = side(any or cmd.nat.src or {}, output.is_snat, output.is_spat, "reply_dst", "reply_dport")
+  local dst = side(any or cmd.nat.dst or {}, output.is_dnat, output.is_dpat, "reply_src", "reply_sport")
+  if given["any-nat"] then
+    return function(flow) local st = flow.status or {}; return src(flow, st) or dst(flow, st) end
+  elseif given["src-nat"] and given["dst-nat"] then
+    return function(flow) local st = flow.status or {}; return src(flow, st) and dst(flow, st) end
+  elseif given["src-nat"] then
+    return function(flow) return src(flow, flow.status or {}) end
+  end
+  return function(flow) return dst(flow, flow.status or {}) end
+end
+
+-- The module filter for a command; its `where` gathers what the module
+-- cannot select. Returns nil when nothing can match (conntrack's kernel
+-- filter then returns nothing too: -m 3/1 asks for bits outside the mask).
+function M.filter(cmd, purpose)
+  local f, preds = {}, {}
+  local given = cmd.given
+  if given["mask-src"] and not cmd.s then options.usage("Can't use --mask-src without --src") end
+  if given["mask-dst"] and not cmd.d then options.usage("Can't use --mask-dst without --dst") end
+  if cmd.family then f.family = cmd.family end
+  for letter, field in pairs(ADDR_FIELDS) do
+    local a = cmd[letter]
+    if a then
+      local mask = cmd.masks[letter]
+      local plen = mask and addr.prefix_len(mask)
+      if not mask then
+        f[field] = addr.text(a.family, a.bytes)
+      elseif plen then
+        f[field] = addr.text(a.family, addr.band(a.bytes, mask)) .. "/" .. plen
+      else
+        local net = addr.band(a.bytes, mask)
+        preds[#preds + 1] = function(flow)
+          local b = addr.bytes(flow[field])
+          return b ~= nil and #b == #mask and addr.band(b, mask) == net
+        end
+      end
+    end
+  end
+  local fields = cmd.fields
+  if fields.proto then f.proto = fields.proto end
+  for _, k in ipairs({ "orig_sport", "orig_dport", "reply_sport", "reply_dport", "icmp_type", "icmp_code",
+                       "icmp_id" }) do
+    f[k] = fields[k]
+  end
+  if purpose ~= "update" then
+    if fields.state then f.state = fields.state end
+    for _, k in ipairs({ "zone", "orig_zone", "reply_zone" }) do f[k] = fields[k] end
+    if fields.secmark then
+      -- the kernel no longer reports secmarks; libnetfilter_conntrack reads a
+      -- missing one as 0
+      local want = fields.secmark
+      preds[#preds + 1] = function(flow) return (flow.secmark or 0) == want end
+    end
+    if cmd.mark then
+      if cmd.mark.value & ~cmd.mark.mask ~= 0 then return nil end
+      f.mark = cmd.mark.mask == 0xffffffff and cmd.mark.value or { cmd.mark.value, cmd.mark.mask }
+    end
+    if cmd.status then
+      local names = {}
+      for _, n in ipairs(cmd.status.set) do names[#names + 1] = n end
+      for _, n in ipairs(cmd.status.clear) do names[#names + 1] = "!" .. n end
+      if #names > 0 then f.status = names end
+    end
+  end
+  if purpose == "delete" and fields.timeout then f.timeout = fields.timeout end
+  if purpose == "delete" or purpose == "update" then f.id = fields.id end
+  if cmd.label_bits then f.labels = cmd.label_bits end
+  preds[#preds + 1] = nat_predicate(cmd)
+  if cmd.where_fn then preds[#preds + 1] = cmd.where_fn end
+  if #preds == 1 then
+    f.where = preds[1]
+  elseif #preds > 1 then
+    f.where = function(flow)
+      for _, p in ipairs(preds) do
+        if not p(flow) then return false end
+      end
+      return true
+    end
+  end
+  return f
+end
+
+-- ---- one flow's tuple, for get and create ----
+
+local function l4_fields(cmd, t)
+  local fields = cmd.fields
+  for _, k in ipairs({ "orig_sport", "orig_dport", "reply_sport", "reply_dport", "icmp_type", "icmp_code",
+                       "icmp_id" }) do
+    t[k] = fields[k]
+  end
+  if cmd.proto and cmd.proto.icmp then t.icmp_id = t.icmp_id or 0 end
+  return t
+end
+
+-- The lookup key of a flow the module printed: its original tuple and zone.
+local function key_of(flow)
+  local t = { proto = flow.proto, orig_src = flow.orig_src, orig_dst = flow.orig_dst }
+  if flow.orig_sport then t.orig_sport, t.orig_dport = flow.orig_sport, flow.orig_dport end
+  if flow.icmp_type then t.icmp_type, t.icmp_code, t.icmp_id = flow.icmp_type, flow.icmp_code, flow.icmp_id end
+  for _, z in ipairs({ "zone", "orig_zone", "reply_zone" }) do
+    if (flow[z] or 0) ~= 0 then t[z] = flow[z] end
+  end
+  return t
+end
+
+-- ---- commands ----
+
+local function summary(cmd, text, count)
+  output.summary(cmd, text, count)
+  return count == 0 and 1 or 0
+end
+
+local function list(cmd, ct)
+  local given = cmd.given
+  if given.zero and (given.protonum or given.src or given.dst or given["reply-src"] or given["reply-dst"] or
+      given.mark or given.secmark or given.status or given.id or given.zone or given.label or
+      given["orig-zone"] or given["reply-zone"]) then
+    options.usage("Can't use -z with filtering parameters")
+  end
+  local f = M.filter(cmd, "list")
+  local opts = { zero = given.zero or nil,
+                 list = (cmd.table == "dying" or cmd.table == "unconfirmed") and cmd.table or nil }
+  -- conntrack hands -u to the kernel, which refuses a status filter of no flags
+  if cmd.status and #cmd.status.set == 0 and #cmd.status.clear == 0 then
+    failed("CT_LIST", nil, ERRNO.EINVAL)
+  end
+  local printer = output.printer(cmd, { command = "CT_LIST" })
+  if f then
+    for flow in ct:dump(f, opts) do printer.line(flow) end
+  end
+  printer.finish()
+  output.summary(cmd, "%d flow entries have been shown.", printer.count)
+  return 0
+end
+
+local function get(cmd, ct)
+  if not cmd.s then failed("CT_GET", nil, ERRNO.EINVAL) end
+  local key = l4_fields(cmd, { proto = cmd.fields.proto, orig_src = address_text(cmd, "s"),
+                               orig_dst = address_text(cmd, "d") })
+  key.reply_sport, key.reply_dport = nil, nil
+  local flow, msg, errno = ct:get(key)
+  if not flow then failed("CT_GET", msg, errno) end
+  local printer = output.printer(cmd, { command = "CT_GET", footer = false })
+  -- conntrack passes the flow through its filter, where only -l can fail
+  local wanted = true
+  for _, bit in ipairs(cmd.label_bits or {}) do
+    if not (flow.labels and flow.labels[bit]) then wanted = false end
+  end
+  if wanted then printer.line(flow) end
+  return summary(cmd, "%d flow entries have been shown.", printer.count)
+end
+
+-- The fields of the flow -I/-A creates; the original tuple is derived from
+-- the reply one when only that is given, as conntrack does.
+local function creation(cmd)
+  local fields = cmd.fields
+  local t = l4_fields(cmd, { proto = fields.proto })
+  t.orig_src, t.orig_dst = address_text(cmd, "s"), address_text(cmd, "d")
+  t.reply_src, t.reply_dst = address_text(cmd, "r"), address_text(cmd, "q")
+  if not t.orig_src then
+    t.orig_src, t.orig_dst = t.reply_dst, t.reply_src
+    t.orig_sport, t.orig_dport = t.orig_sport or t.reply_dport, t.orig_dport or t.reply_sport
+  end
+  local nat = cmd.nat
+  if cmd.given["src-nat"] and nat.src and nat.src.bytes then
+    t.reply_dst = addr.text(nat.src.family, nat.src.bytes)
+    t.reply_dport = nat.src.port or t.reply_dport
+  end
+  if cmd.given["dst-nat"] and nat.dst and nat.dst.bytes then
+    t.reply_src = addr.text(nat.dst.family, nat.dst.bytes)
+    t.reply_sport = nat.dst.port or t.reply_sport
+  end
+  for _, k in ipairs({ "state", "timeout", "zone", "orig_zone", "reply_zone", "orig_vtag", "reply_vtag" }) do
+    t[k] = fields[k]
+  end
+  if t.state and cmd.proto and cmd.proto.name == "dccp" and (t.state == "IGNORE" or t.state == "INVALID") then
+    unsupported("creating a DCCP flow in state " .. t.state)
+  end
+  if cmd.mark then t.mark = cmd.mark.value end
+  if cmd.status and #cmd.status.set > 0 then t.status = cmd.status.set end
+  if cmd.label_add_bits then t.labels = cmd.label_add_bits end
+  return t
+end
+
+-- conntrack sends a reply tuple whose protocol part only its reply port
+-- options (or, for ICMP, its ICMP options given after -r/-q) fill in; the
+-- kernel refuses it ("invalid parameters") with the original tuple given
+-- too, and always for ICMP without one. The same command fails alike here.
+local function refused_reply(cmd)
+  if not (cmd.r or cmd.q) then return false end
+  local p = cmd.proto
+  if p and p.icmp then return not (cmd.s and cmd.icmp_reply_proto) end
+  return cmd.s ~= nil and p ~= nil and p.pairs ~= nil and
+         not (cmd.l4["reply-port-src"] or cmd.l4["reply-port-dst"] or
+              cmd.l4["reply-key-src"] or cmd.l4["reply-key-dst"])
+end
+
+local function create(cmd, ct, ctx)
+  local command = cmd.command
+  if refused_reply(cmd) then failed(command, nil, ERRNO.EINVAL) end
+  local fields = creation(cmd)
+  -- what the module refuses as incomplete, the kernel refuses as invalid
+  local called, ok, msg, errno = pcall(ct.create, ct, fields)
+  if not called then ok, msg, errno = nil, ok, ERRNO.EINVAL end
+  if not ok and command == "CT_ADD" and errno == ERRNO.EEXIST then
+    -- -A updates an existing flow (conntrack sends it without NLM_F_EXCL);
+    -- by filter, since the module's update of one flow loses directional zones
+    local changes = { timeout = fields.timeout, mark = fields.mark, labels = fields.labels,
+                      status = fields.status }
+    ok, msg, errno = ct:update(key_of(fields), changes)
+  end
+  if not ok then failed(command, msg, errno) end
+  if ctx.load_file then return 0 end
+  return summary(cmd, command == "CT_ADD" and "%d flow entries have been added." or
+                      "%d flow entries have been created.", 1)
+end
+
+-- ct:delete/ct:update by filter; an error of the predicate (--where) comes
+-- back as itself, not as the module's report of it.
+function M.sweep(ct, op, f, changes)
+  local caught
+  if f.where then
+    local pred = f.where
+    f.where = function(flow)
+      local ok, r = pcall(pred, flow)
+      if not ok then caught = r; error(r, 0) end
+      return r
+    end
+  end
+  local ok, n, msg, errno = pcall(ct[op], ct, f, changes)
+  if not ok then error(caught or n, 0) end
+  return n, msg, errno
+end
+
+-- Each flow the filter selects is deleted on its own, and printed once the
+-- kernel confirmed it, as conntrack does: a flow that vanished meanwhile is
+-- neither printed nor counted.
+local function delete(cmd, ct, ctx)
+  local f = M.filter(cmd, "delete")
+  local printer = output.printer(cmd, { command = "CT_DELETE" })
+  if f then
+    for flow in ct:dump(f) do
+      local ok, msg, errno
+      if (flow.orig_zone or 0) ~= 0 or (flow.reply_zone or 0) ~= 0 then
+        -- the module's delete of one flow loses directional zones; its
+        -- delete by filter keeps the tuple whole
+        local key = key_of(flow)
+        key.id = flow.id
+        ok, msg, errno = ct:delete(key)
+        if ok == 0 then ok, errno = nil, ERRNO.ENOENT end
+      else
+        ok, msg, errno = ct:delete(flow)
+      end
+      if ok then
+        printer.line(flow)
+      elseif errno ~= ERRNO.ENOENT then
+        failed("CT_DELETE", msg, errno)
+      end
+    end
+  end
+  if ctx.load_file then return 0 end
+  return summary(cmd, "%d flow entries have been deleted.", printer.count)
+end
+
+local function changes_of(cmd)
+  local c = {}
+  if cmd.fields.state then unsupported("changing the state of a flow (-U --state)") end
+  if cmd.given.timeout then c.timeout = cmd.fields.timeout end
+  if cmd.mark then c.mark = { cmd.mark.value, cmd.mark.mask } end
+  if cmd.status and #cmd.status.set > 0 then c.status = cmd.status.set end
+  if cmd.label_del_all then
+    c.labels = {}
+  elseif cmd.label_add_bits then
+    c.labels = { add = cmd.label_add_bits }
+  elseif cmd.label_del_bits then
+    c.labels = { remove = cmd.label_del_bits }
+  end
+  return next(c) and c or nil
+end
+
+local function update(cmd, ct, ctx)
+  local f = M.filter(cmd, "update")
+  local changes = changes_of(cmd)
+  local printer = output.printer(cmd, { command = "CT_UPDATE" })
+  local updated = 0
+  if f and changes then
+    -- the module calls the predicate only for flows the changes do alter
+    local chosen = {}
+    local pred = f.where
+    f.where = function(flow)
+      if pred and not pred(flow) then return false end
+      chosen[#chosen + 1] = flow
+      return true
+    end
+    local n, msg, errno = M.sweep(ct, "update", f, changes)
+    if not n then failed("CT_UPDATE", msg, errno) end
+    updated = n
+    -- conntrack prints each flow as the kernel has it after the update
+    for _, old in ipairs(chosen) do
+      local now = ct:get(key_of(old))
+      if now then printer.line(now) end
+    end
+  end
+  if ctx.load_file then return 0 end
+  return summary(cmd, "%d flow entries have been updated.", updated)
+end
+
+local function flush(cmd, ct)
+  local ok, msg, errno = ct:flush(cmd.family and { family = cmd.family } or nil)
+  if not ok then failed("CT_FLUSH", msg, errno) end
+  output.message("connection tracking table has been emptied.")
+  return 0
+end
+
+local function count(_, ct)
+  local n, msg, errno = ct:count()
+  if not n then failed("CT_COUNT", msg, errno) end
+  output.out():write(("%d\n"):format(n))
+  return 0
+end
+
+-- nfct_stats_cb: the counters the kernel sent, in attribute order.
+local STATS = { "searched", "found", "new", "invalid", "ignore", "delete", "delete_list", "insert",
+                "insert_failed", "drop", "early_drop", "error", "search_restart", "clash_resolve", "chaintoolong" }
+
+local function stats(_, ct)
+  local s, msg, errno = ct:stats()
+  if not s then failed("CT_STATS", msg, errno) end
+  for _, cpu in ipairs(s) do
+    local parts = { ("cpu=%-4d\t"):format(cpu.cpu) }
+    for _, name in ipairs(STATS) do
+      if cpu[name] then parts[#parts + 1] = ("%s=%d "):format(name, cpu[name]) end
+    end
+    output.out():write(table.concat(parts), "\n")
+  end
+  return 0
+end
+
+-- ---- the expectation table, as far as /proc shows it ----
+
+local function read_file(path)
+  local f = io.open(path)
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+-- The number of expectations, or nil when it cannot be known (another
+-- namespace, or no /proc interface).
+local function expectations(cmd)
+  if cmd.netns then return nil end
+  local text = read_file("/proc/net/nf_conntrack_expect")
+  if not text then return nil end
+  local n = 0
+  for _ in text:gmatch("[^\n]+") do n = n + 1 end
+  return n
+end
+
+local function expect(cmd, ct)
+  local n = expectations(cmd)
+  local command = cmd.command
+  if command == "EXP_COUNT" and n then
+    output.out():write(("%d\n"):format(n))
+    return 0
+  end
+  if command == "EXP_STATS" and not cmd.netns then
+    local text = read_file("/proc/net/stat/nf_conntrack")
+    if text then
+      local header, cpu = nil, 0
+      for line in text:gmatch("[^\n]+") do
+        local words = {}
+        for w in line:gmatch("%S+") do words[#words + 1] = w end
+        if not header then
+          header = words
+        else
+          local parts = { ("cpu=%-4d\t"):format(cpu) }
+          for i, name in ipairs(header) do
+            if name:match("^expect_") then parts[#parts + 1] = ("%s=%d "):format(name, tonumber(words[i], 16)) end
+          end
+          output.out():write(table.concat(parts), "\n")
+          cpu = cpu + 1
+        end
+      end
+      return 0
+    end
+  end
+  if n == 0 then
+    if command == "EXP_LIST" then
+      output.summary(cmd, "%d expectations have been shown.", 0)
+      return 0
+    elseif command == "EXP_FLUSH" then
+      output.message("expectation table has been emptied.")
+      return 0
+    elseif command == "EXP_DELETE" or command == "EXP_GET" then
+      failed(command, nil, ERRNO.ENOENT)
+    end
+  end
+  if command == "EXP_CREATE" then
+    local master = l4_fields(cmd, { proto = cmd.fields.proto, orig_src = address_text(cmd, "s"),
+                                    orig_dst = address_text(cmd, "d") })
+    if not ct:get(master) then failed("EXP_CREATE", nil, ERRNO.ENOENT) end
+  end
+  unsupported("the expectation table (" .. options.COMMAND_TEXT[command] .. ")")
+end
+
+-- ---- help ----
+
+local function usage_text(cmd)
+  local proto_help
+  if cmd.command == "CT_HELP" and cmd.proto then
+    proto_help = ("Proto `%s' help:\n"):format(protos.help_name(cmd.proto, cmd.protonum)) .. cmd.proto.help
+  end
+  output.out():write(help.text(cmd.argv0 or output.PROGNAME, conntrack._VERSION, proto_help))
+  return 0
+end
+
+local HANDLERS = {
+  CT_LIST = list, CT_GET = get, CT_CREATE = create, CT_ADD = create, CT_DELETE = delete,
+  CT_UPDATE = update, CT_COUNT = count, CT_STATS = stats,
+  EXP_LIST = expect, EXP_CREATE = expect, EXP_DELETE = expect, EXP_GET = expect, EXP_FLUSH = expect,
+  EXP_EVENT = expect, EXP_COUNT = expect, EXP_STATS = expect,
+}
+
+-- Runs a parsed command; returns the exit status or raises a ctl error.
+-- ctx.open(netns) gives the handle; ctx.load_file is set under -R.
+function M.run(cmd, ctx)
+  local command = cmd.command
+  if command == nil or command == "CT_HELP" then return usage_text(cmd) end
+  if command == "CT_VERSION" then
+    output.out():write(("lua-conntrack v%s (conntrack-tools compatible)\n"):format(conntrack._VERSION))
+    return 0
+  end
+  local ct = ctx.open(cmd.netns)
+  if command == "CT_FLUSH" then return flush(cmd, ct) end
+  if command == "CT_EVENT" then return require("conntrack.ctl.events").run(cmd, ct, ctx) end
+  return HANDLERS[command](cmd, ct, ctx)
+end
+
+M.failed = failed
+
+return M

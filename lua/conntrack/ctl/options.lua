@@ -1,0 +1,574 @@
+-- conntrack/ctl/options.lua: conntrack(8)'s command line, parsed by its own
+-- rules (getopt_long abbreviations, optional table names, per-protocol
+-- options that exist only after -p, the legality table per command) into a
+-- plain description of what to do; commands.lua does it.
+--
+-- Where conntrack-tools 1.4.7 is wrong, lua-conntrack is right, on purpose:
+--  * numbers are parsed strictly (-m abc, -t 1x, --sport 99999, -w 70000 are
+--    errors, as in conntrack-tools 1.4.9, but with exit status 2 as any bad
+--    command line; 1.4.7 silently used 0 or wrapped);
+--  * -u after -m no longer overwrites the mark (1.4.7: `-m 5 -u ASSURED`
+--    created mark 4);
+--  * an address attached to an optional argument (--src-nat=1.2.3.4, -g1.2.3.4,
+--    --label-del=foo) is used (1.4.7 ignored it);
+--  * --id without an argument is an error (1.4.7 crashed);
+--  * -u with several flags filters on all of them (1.4.7 matched nothing for
+--    `-u ASSURED,!SEEN_REPLY`, and -D ignored negations: `-D -u !ASSURED`
+--    deleted assured flows too);
+--  * see commands.lua for what the commands themselves fix.
+-- Known leniencies of 1.4.7 are kept, since scripts rely on them: prefixes of
+-- status, event and output names (-u ASS), `-f ipv4x`, UNREPLIEDX, inet_aton
+-- addresses (10.1), a stray non-option argument, -Lexpect listing conntrack.
+
+local getopt = require "conntrack.ctl.getopt"
+local protos = require "conntrack.ctl.protos"
+local addr = require "conntrack.ctl.addr"
+local labels = require "conntrack.ctl.labels"
+local where = require "conntrack.ctl.where"
+
+local M = {}
+
+-- Errors carry the exit status: 2 (bad command line, followed by conntrack's
+-- "Try ... --help" line) or 1 (an operation that failed).
+function M.usage(msg) error({ ctl_status = 2, message = msg }, 0) end
+function M.failure(msg) error({ ctl_status = 1, message = msg }, 0) end
+local usage, failure = M.usage, M.failure
+
+-- The generic options in conntrack's bit order, named as its messages name them.
+local OPTION_NAMES = {
+  "src", "dst", "reply-src", "reply-dst", "protonum", "timeout", "status", "zero", "event-mask",
+  "tuple-src", "tuple-dst", "mask-src", "mask-dst", "nat-range", "mark", "id", "family", "src-nat",
+  "dst-nat", "output", "secmark", "buffer-size", "any-nat", "zone", "label", "label-add",
+  "label-del", "orig-zone", "reply-zone",
+}
+local LETTER_OPTION = {
+  s = "src", d = "dst", r = "reply-src", q = "reply-dst", p = "protonum", t = "timeout", u = "status",
+  z = "zero", e = "event-mask", ["["] = "tuple-src", ["]"] = "tuple-dst", ["{"] = "mask-src",
+  ["}"] = "mask-dst", m = "mark", i = "id", f = "family", n = "src-nat", g = "dst-nat",
+  o = "output", c = "secmark", b = "buffer-size", j = "any-nat", w = "zone", l = "label",
+  ["<"] = "label-add", [">"] = "label-del", ["("] = "orig-zone", [")"] = "reply-zone",
+}
+
+-- commands_v_options: 0 illegal, 1 compulsory, 2 optional, 3 coupled (see below)
+local LEGAL = {
+  --               s d r q p t u z e [ ] { } a m i f n g o c b j w l < > ( )
+  CT_LIST    = { 2,2,2,2,2,0,2,2,0,0,0,2,2,0,2,0,2,2,2,2,2,0,2,2,2,0,0,2,2 },
+  CT_CREATE  = { 3,3,3,3,1,1,2,0,0,0,0,0,0,2,2,0,0,2,2,0,0,0,0,2,0,2,0,2,2 },
+  CT_UPDATE  = { 2,2,2,2,2,2,2,0,0,0,0,2,2,0,2,2,2,2,2,2,0,0,0,0,2,2,2,0,0 },
+  CT_DELETE  = { 2,2,2,2,2,2,2,0,0,0,0,2,2,0,2,2,2,2,2,2,0,0,0,2,2,0,0,2,2 },
+  CT_GET     = { 3,3,3,3,1,0,0,0,0,0,0,0,0,0,0,2,0,0,0,2,0,0,0,0,2,0,0,0,0 },
+  CT_FLUSH   = { 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,2,0,0,0,0,0,0,0,0,0,0,0,0 },
+  CT_EVENT   = { 2,2,2,2,2,0,0,0,2,0,0,2,2,0,2,0,2,2,2,2,2,2,2,2,2,0,0,2,2 },
+  CT_VERSION = {},
+  CT_HELP    = { 0,0,0,0,2 },
+  EXP_LIST   = { 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,2,0,0,2 },
+  EXP_CREATE = { 1,1,2,2,1,1,2,0,0,1,1,1,1 },
+  EXP_DELETE = { 1,1,2,2,1 },
+  EXP_GET    = { 1,1,2,2,1 },
+  EXP_FLUSH  = {},
+  EXP_EVENT  = { 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,2 },
+  CT_COUNT   = {}, EXP_COUNT = {}, CT_STATS = {}, EXP_STATS = {},
+  CT_ADD     = { 3,3,3,3,1,1,2,0,0,0,0,0,0,2,2,0,0,2,2,0,0,0,0,2,0,2,0,2,2 },
+}
+
+-- What only lua-conntrack has, and where it makes sense.
+local EXTENSIONS = {
+  where = { CT_LIST = true, CT_DELETE = true, CT_UPDATE = true, CT_EVENT = true },
+  handler = { CT_EVENT = true }, resync = { CT_EVENT = true }, strict = { CT_EVENT = true },
+  netns = "any",
+}
+
+local SHORTS = ":L::I::U::D::G::E::F::A::hVs:d:r:q:p:t:u:e:a:z[:]:{:}:m:i:f:o:n::g::c:b:C::Sj::w:l:<:>::(:):"
+
+local function long(name, has_arg, val, exact) return { name = name, has_arg = has_arg, val = val, exact = exact } end
+local LONGS = {
+  long("dump", 2, "L"), long("create", 2, "I"), long("add", 2, "A"), long("delete", 2, "D"),
+  long("update", 2, "U"), long("get", 2, "G"), long("flush", 2, "F"), long("event", 2, "E"),
+  long("counter", 2, "C"), long("stats", 0, "S"), long("version", 0, "V"), long("help", 0, "h"),
+  long("orig-src", 1, "s"), long("src", 1, "s"), long("orig-dst", 1, "d"), long("dst", 1, "d"),
+  long("reply-src", 1, "r"), long("reply-dst", 1, "q"), long("protonum", 1, "p"), long("timeout", 1, "t"),
+  long("status", 1, "u"), long("zero", 0, "z"), long("event-mask", 1, "e"), long("tuple-src", 1, "["),
+  long("tuple-dst", 1, "]"), long("mask-src", 1, "{"), long("mask-dst", 1, "}"), long("nat-range", 1, "a"),
+  long("mark", 1, "m"), long("secmark", 1, "c"), long("id", 2, "i"), long("family", 1, "f"),
+  long("src-nat", 2, "n"), long("dst-nat", 2, "g"), long("output", 1, "o"), long("buffer-size", 1, "b"),
+  long("any-nat", 2, "j"), long("zone", 1, "w"), long("label", 1, "l"), long("label-add", 1, "<"),
+  long("label-del", 2, ">"), long("orig-zone", 1, "("), long("reply-zone", 1, ")"),
+  long("where", 1, "where", true), long("handler", 1, "handler", true), long("netns", 1, "netns", true),
+  long("resync", 0, "resync", true), long("strict", 0, "strict", true),
+}
+
+local CMD_TYPE = {
+  L = { "CT_LIST", "EXP_LIST" }, I = { "CT_CREATE", "EXP_CREATE" }, D = { "CT_DELETE", "EXP_DELETE" },
+  G = { "CT_GET", "EXP_GET" }, F = { "CT_FLUSH", "EXP_FLUSH" }, E = { "CT_EVENT", "EXP_EVENT" },
+  V = { "CT_VERSION", "CT_VERSION" }, h = { "CT_HELP", "CT_HELP" }, C = { "CT_COUNT", "EXP_COUNT" },
+  S = { "CT_STATS", "EXP_STATS" }, U = { "CT_UPDATE" }, A = { "CT_ADD" },
+}
+
+-- conntrack's get_long_opt: the first long name of a letter.
+local function long_name(letter)
+  for _, o in ipairs(LONGS) do
+    if o.val == letter then return o.name end
+  end
+  return "unknown"
+end
+
+-- ---- values ----
+
+local LIMITS = { u8 = 0xff, u16 = 0xffff, port = 0xffff, key = 0xffff, u32 = 0xffffffff }
+
+-- A number as conntrack-tools 1.4.9 accepts it: digits only, in range.
+-- base 0 is strtoul's (0x.., 0..); conntrack reads ports, ICMP fields,
+-- timeouts and sizes in base 10.
+local function strict_number(text, base, max)
+  local v
+  if base == 0 then
+    if text:match("^0[xX]%x+$") then v = tonumber(text:sub(3), 16)
+    elseif text:match("^0[0-7]*$") then v = tonumber(text, 8)
+    elseif text:match("^[1-9]%d*$") then v = tonumber(text) end
+  elseif text:match("^%d+$") then
+    v = tonumber(text)
+  end
+  if v == nil or math.type(v) ~= "integer" or v < 0 or v > max then return nil end
+  return v
+end
+
+local function bad_value(text, option)
+  usage(("unexpected value '%s' with %s option"):format(text, option))
+end
+
+local function number(text, kind, option)
+  local base = kind == "key" and 0 or 10
+  local v = strict_number(text, base, LIMITS[kind] or 0xffffffff)
+  if not v then bad_value(text, option) end
+  return v
+end
+
+-- parse_parameter / parse_parameter_mask: comma-separated names matched by
+-- prefix, case-insensitively; SRC_NAT and DST_NAT are skipped with a warning.
+local STATUS_NAMES = { "ASSURED", "SEEN_REPLY", "UNSET", "FIXED_TIMEOUT", "EXPECTED", "OFFLOAD", "HW_OFFLOAD" }
+local EVENT_NAMES = { "ALL", "NEW", "UPDATES", "DESTROY" }
+local OUTPUT_NAMES = { "xml", "extended", "timestamp", "id", "ktimestamp", "labels", "userspace", "save",
+                       "json", "summary" }
+
+local function match_name(token, names, warn)
+  local low = token:lower()
+  for _, skipped in ipairs({ "SRC_NAT", "DST_NAT" }) do
+    if skipped:lower():sub(1, #low) == low then
+      warn(("WARNING: ignoring %s, use --%s instead\n"):format(skipped, skipped == "SRC_NAT" and "src-nat" or "dst-nat"))
+      return true
+    end
+  end
+  for _, name in ipairs(names) do
+    if name:lower():sub(1, #low) == low then return name end
+  end
+  return nil
+end
+
+local function parse_list(arg, names, warn)
+  local out = {}
+  local rest = arg
+  while true do
+    local comma = rest:find(",", 1, true)
+    local token = comma and rest:sub(1, comma - 1) or rest
+    if token == "" then usage(("Bad parameter `%s'"):format(comma and rest or token)) end
+    local name = match_name(token, names, warn)
+    if not name then usage(("Bad parameter `%s'"):format(rest)) end
+    if name ~= true then out[#out + 1] = name end
+    if not comma then return out end
+    rest = rest:sub(comma + 1)
+  end
+end
+
+-- -u: names that must be set, "!NAME" that must be clear, UNREPLIED for
+-- !SEEN_REPLY (conntrack takes anything that starts with UNREPLIED). The
+-- messages quote what conntrack quotes: the rest of the argument.
+local function parse_status(arg, warn)
+  local st = { set = {}, clear = {} }
+  local rest = arg
+  while true do
+    local comma = rest:find(",", 1, true)
+    if comma == 1 then usage(("Bad parameter `%s'"):format(rest)) end
+    local negated = rest:sub(1, 1) == "!"
+    local a = negated and rest:sub(2) or rest
+    local token = comma and a:sub(1, comma - (negated and 2 or 1)) or a
+    if comma and token == "" then usage(("Bad parameter `%s'"):format(a)) end
+    if not negated and a:sub(1, 9) == "UNREPLIED" then
+      st.clear[#st.clear + 1] = "SEEN_REPLY"
+      if not comma then return st end
+    else
+      local name = token ~= "" and match_name(token, STATUS_NAMES, warn)
+      if not name then usage(("Bad parameter `%s'"):format(a)) end
+      if name ~= true and name ~= "UNSET" then
+        local list = negated and st.clear or st.set
+        list[#list + 1] = name
+      end
+      if not comma then return st end
+    end
+    rest = rest:sub(comma + 1)
+  end
+end
+
+-- ---- the parser ----
+
+local function set_family(st, family)
+  if st.family == nil then
+    st.family = family
+  elseif st.family ~= family then
+    usage("mismatched address family")
+  end
+end
+
+local ADDR_FIELD = { s = "orig_src", d = "orig_dst", r = "reply_src", q = "reply_dst" }
+local MASK_OF = { s = "{", d = "}", ["["] = "{", ["]"] = "}" }
+
+-- nfct_parse_addr_from_opt: the address, its family, and a netmask where
+-- the option allows CIDR (-s, -d); a netmask sets --mask-src/--mask-dst.
+local function parse_address(st, letter, arg)
+  local family, bytes, mask = addr.parse_cidr(arg)
+  if not family then usage(("Invalid IP address `%s'"):format(arg)) end
+  set_family(st, family)
+  local maskopt = MASK_OF[letter]
+  if mask ~= nil and not maskopt then
+    usage(("CIDR notation unavailable for `--%s'"):format(long_name(letter)))
+  elseif mask == false then
+    usage("Invalid netmask")
+  end
+  st.given[LETTER_OPTION[letter]] = true
+  if mask and mask ~= (family == "ipv4" and 32 or 128) then
+    st.masks[letter] = addr.netmask(family, mask)
+    st.given[LETTER_OPTION[maskopt]] = true
+  end
+  return family, bytes
+end
+
+-- split_address_and_port for --src-nat, --dst-nat, --any-nat.
+local function split_nat(arg)
+  local address, port
+  local open = arg:find("[", 1, true)
+  local colon
+  if open then
+    local close = arg:find("]", open + 1, true)
+    if close == open + 1 then usage("No IPv6 address specified") end
+    if not close then usage("No closing ']' around IPv6 address") end
+    colon = arg:find(":", close, true)
+    if colon then address = arg:sub(open + 1, close - 1) end
+  else
+    colon = arg:find(":", 1, true)
+    if colon and not arg:find(":", colon + 1, true) then
+      address = arg:sub(1, colon - 1)
+    else
+      colon = nil
+    end
+  end
+  if colon then
+    port = arg:sub(colon + 1)
+    if port == "" then usage("No port specified after `:'") end
+    if not port:match("^%d+$") or tonumber(port) > 65535 then usage(("Invalid port `%s'"):format(port)) end
+    port = tonumber(port)
+  else
+    address = arg
+  end
+  return address, port
+end
+
+local function parse_nat(st, letter, arg)
+  st.given[LETTER_OPTION[letter]] = true
+  local kind = letter == "n" and "src" or letter == "g" and "dst" or "any"
+  st.nat[kind] = st.nat[kind] or {}
+  if not arg then return end
+  local address, port = split_nat(arg)
+  local family, bytes, mask = addr.parse_cidr(address)
+  if not family then usage(("Invalid IP address `%s'"):format(address)) end
+  set_family(st, family)
+  if mask ~= nil then usage(("CIDR notation unavailable for `--%s'"):format(long_name(letter))) end
+  st.nat[kind] = { family = family, bytes = bytes, port = port }
+end
+
+local function check_type(st, p, letter, optarg)
+  if optarg then return "conntrack" end
+  local name = p:take_optional()
+  if name == nil then return "conntrack" end
+  for _, t in ipairs({ "expect", "conntrack", "dying", "unconfirmed" }) do
+    if t:sub(1, #name) == name then return t end
+  end
+  usage(("unknown type `%s'"):format(name))
+  return letter
+end
+
+local function add_command(st, command)
+  if st.command then usage("Invalid commands combination") end
+  st.command = command
+end
+
+-- generic_opt_check: the first missing compulsory or illegal option, in the
+-- table's order; then, for coupled options (3), one complete pair.
+local function opt_check(given, names, row, pairs, pairs_msg)
+  local special = false
+  for i, name in ipairs(names) do
+    local v = row[i] or 0
+    if not given[name] then
+      if v == 1 then usage(("You need to supply the `--%s' option for this command"):format(name)) end
+    elseif v == 0 then
+      usage(("Illegal option `--%s' with this command"):format(name))
+    end
+    if v == 3 then special = true end
+  end
+  if not special or not pairs then return end
+  local partial = -1
+  for i, pair in ipairs(pairs) do
+    local a, b = given[pair[1]], given[pair[2]]
+    if a and b then return end
+    if (a or b) and partial < 0 then partial = i - 1 end
+  end
+  usage(pairs_msg[partial <= 0 and 1 or partial + 1])
+end
+
+local BASE_PAIRS = { { "src", "dst" }, { "reply-src", "reply-dst" } }
+local BASE_PAIRS_MSG = { "you have to specify `--src' and `--dst'",
+                         "you have to specify `--reply-src' and `--reply-dst'" }
+
+-- conntrack's labelmap_init: read connlabel.conf unless already read; each
+-- failed attempt says so (perror).
+local function labelmap_init(st, warn)
+  if st.labelmap then return st.labelmap end
+  local map, err = labels.load()
+  if not map then warn(("nfct_labelmap_new: %s\n"):format(err)) end
+  st.labelmap = map
+  return map
+end
+
+-- The bits of "name[,name...]", each of which connlabel.conf must name.
+local function label_bits(map, names)
+  local out = {}
+  for name in (names .. ","):gmatch("([^,]*),") do
+    local bit = map and map[name]
+    if not bit then usage(("unknown label '%s'"):format(name)) end
+    out[#out + 1] = bit
+  end
+  return out
+end
+
+-- Parses argv (argv[0] the program name) into a command description.
+-- warn(text) writes conntrack's warnings to stderr as they come.
+function M.parse(argv, warn)
+  local st = {
+    argv0 = argv[0], given = {}, fields = {}, masks = {}, nat = {}, l4 = {}, output = {},
+    groups = 0, table = "conntrack",
+  }
+  local longs = {}
+  for i, o in ipairs(LONGS) do longs[i] = o end
+  local p = getopt.new(argv, SHORTS, longs)
+  -- what a protocol's parse function sees
+  local ctx = { fields = st.fields, cmd = st, usage = usage }
+  function ctx.number(text, kind, key) return number(text, kind, "--" .. key) end
+
+  while true do
+    local c, optarg = p:next()
+    if c == nil then break end
+    if c == ":" then
+      usage(("option `%s' requires an argument"):format(p:last()))
+    elseif c == "?" then
+      usage(("unknown option `%s'"):format(p:last()))
+    elseif type(c) == "table" then
+      -- an option of a protocol: only the last -p's apply (conntrack offsets them)
+      if c.group == st.groups and st.proto.parse then
+        st.l4[c.key] = true
+        -- conntrack gives the reply tuple its protocol only here (see commands.lua)
+        if st.proto.icmp and (st.r or st.q) then st.icmp_reply_proto = true end
+        local fn = st.proto.parse[c.key]
+        if fn then fn(ctx, c.key, optarg) end
+      end
+    elseif CMD_TYPE[c] then
+      local t = check_type(st, p, c, optarg)
+      if c == "L" then
+        if t == "dying" or t == "unconfirmed" then
+          add_command(st, "CT_LIST")
+        else
+          add_command(st, CMD_TYPE.L[t == "expect" and 2 or 1])
+        end
+      else
+        if t == "dying" or t == "unconfirmed" then
+          usage("Can't do that command with tables `dying' and `unconfirmed'")
+        end
+        local command = CMD_TYPE[c][t == "expect" and 2 or 1]
+        if not command then
+          usage(("Can't do --%s on %s"):format(long_name(c), t == "conntrack" and "conntrack" or "expectations"))
+        end
+        add_command(st, command)
+      end
+      st.table = t
+    elseif ADDR_FIELD[c] then
+      local family, bytes = parse_address(st, c, optarg)
+      st[c] = { family = family, bytes = bytes }
+    elseif c == "[" or c == "]" then
+      parse_address(st, c, optarg)
+    elseif c == "{" or c == "}" then
+      local _, bytes = parse_address(st, c, optarg)
+      st.masks[c == "{" and "s" or "d"] = bytes
+    elseif c == "p" then
+      st.given.protonum = true
+      local h, num = protos.find(optarg)
+      if not h then usage(("`%s' unsupported protocol"):format(optarg)) end
+      st.groups = st.groups + 1
+      for _, o in ipairs(h.options) do
+        longs[#longs + 1] = long(o[1], 1, { group = st.groups, key = o[2] })
+      end
+      -- two names of one option share one value, so they are no ambiguity
+      local vals = {}
+      for i = #longs - #h.options + 1, #longs do
+        local key = longs[i].val.key
+        vals[key] = vals[key] or longs[i].val
+        longs[i].val = vals[key]
+      end
+      st.proto, st.protonum = h, num
+      st.fields.proto = num
+    elseif c == "t" then
+      st.given.timeout = true
+      st.fields.timeout = number(optarg, "u32", "-t")
+    elseif c == "u" then
+      st.given.status = true
+      st.status = parse_status(optarg, warn)
+    elseif c == "e" then
+      st.given["event-mask"] = true
+      for _, name in ipairs(parse_list(optarg, EVENT_NAMES, warn)) do
+        st.events = st.events or {}
+        st.events[name] = true
+      end
+    elseif c == "o" then
+      st.given.output = true
+      for _, name in ipairs(parse_list(optarg, OUTPUT_NAMES, warn)) do st.output[name] = true end
+      local o = st.output
+      if o.labels then
+        st.wants_labelmap = true
+        labelmap_init(st, warn)
+      end
+      if o.save and (o.extended or o.timestamp or o.id or o.ktimestamp or o.labels or o.xml or o.json) then
+        failure("cannot combine save output with any other output type, use -o save only")
+      end
+      if o.json and (o.extended or o.timestamp or o.id or o.ktimestamp or o.labels or o.xml) then
+        failure("cannot combine json output with any other output type, use -o json only")
+      end
+    elseif c == "z" then
+      st.given.zero = true
+    elseif c == "n" or c == "g" or c == "j" then
+      parse_nat(st, c, optarg or p:take_optional())
+    elseif c == "w" or c == "(" or c == ")" then
+      st.given[LETTER_OPTION[c]] = true
+      local field = c == "w" and "zone" or c == "(" and "orig_zone" or "reply_zone"
+      st.fields[field] = strict_number(optarg, 0, 0xffff) or
+        bad_value(optarg, c == "w" and "-w" or "--" .. LETTER_OPTION[c])
+    elseif c == "i" or c == "c" then
+      if optarg == nil then usage("option `--id' requires an argument") end
+      st.given[LETTER_OPTION[c]] = true
+      st.fields[c == "i" and "id" or "secmark"] = strict_number(optarg, 0, 0xffffffff) or bad_value(optarg, "-" .. c)
+    elseif c == "m" then
+      st.given.mark = true
+      local value, mask = optarg:match("^([^/]*)/(.*)$")
+      local v = strict_number(value or optarg, 0, 0xffffffff)
+      local m = 0xffffffff
+      if mask then m = strict_number(mask, 0, 0xffffffff) end
+      if not v or not m then bad_value(optarg, "-m") end
+      st.mark = { value = v, mask = m }
+    elseif c == "l" or c == "<" or c == ">" then
+      -- conntrack reads the names where it meets them
+      st.given[LETTER_OPTION[c]] = true
+      st.wants_labelmap = true
+      local map = labelmap_init(st, warn)
+      if st.given["label-add"] and st.given["label-del"] then
+        failure("cannot use --label-add and --label-del at the same time")
+      end
+      if c == ">" then
+        optarg = optarg or p:take_optional()
+        if optarg == nil then st.label_del_all = true end
+      end
+      if optarg then
+        local key = c == "l" and "label_bits" or c == "<" and "label_add_bits" or "label_del_bits"
+        st[key] = st[key] or {}
+        for _, bit in ipairs(label_bits(map, optarg)) do table.insert(st[key], bit) end
+      end
+    elseif c == "a" then
+      warn("WARNING: ignoring -a, deprecated option.\n")
+    elseif c == "f" then
+      st.given.family = true
+      if optarg:sub(1, 4) == "ipv4" then set_family(st, "ipv4")
+      elseif optarg:sub(1, 4) == "ipv6" then set_family(st, "ipv6")
+      else usage(("`%s' unsupported protocol"):format(optarg)) end
+    elseif c == "b" then
+      st.given["buffer-size"] = true
+      st.buffer_size = strict_number(optarg, 10, 0x7fffffff) or bad_value(optarg, "-b")
+    elseif c == "where" then
+      st.where = optarg
+      st.where_fn = where.compile(optarg)
+    elseif c == "handler" then
+      st.handler = optarg
+    elseif c == "netns" then
+      if optarg == "" then usage("option `--netns' requires a name") end
+      st.netns = optarg
+    elseif c == "resync" or c == "strict" then
+      st[c] = true
+    end
+  end
+
+  -- conntrack defaults the family of commands that build a flow
+  local command = st.command
+  if st.family == nil and command and not ({ CT_LIST = 1, CT_UPDATE = 1, CT_DELETE = 1, CT_GET = 1,
+                                             CT_FLUSH = 1, CT_EVENT = 1 })[command] then
+    st.family = "ipv4"
+  end
+  if st.given["any-nat"] and (st.given["src-nat"] or st.given["dst-nat"]) then
+    usage("cannot specify `--src-nat' or `--dst-nat' with `--any-nat'")
+  end
+  opt_check(st.given, OPTION_NAMES, LEGAL[command] or {}, BASE_PAIRS, BASE_PAIRS_MSG)
+  for _, ext in ipairs({ "where", "handler", "resync", "strict" }) do
+    if st[ext] and not (EXTENSIONS[ext][command]) then
+      usage(("Illegal option `--%s' with this command"):format(ext))
+    end
+  end
+  if st.output.summary and not st.output.json then
+    failure("cannot use summary output without json, use -o json,summary")
+  end
+  if command ~= "CT_HELP" and st.proto then
+    local h = st.proto
+    opt_check(st.l4, h.flags, h.legal[command] or {}, h.pairs, h.pairs_msg)
+  end
+  return st
+end
+
+-- ---- -R: lines of a file as argument vectors ----
+
+-- add_param_to_argv: words split on blanks; double quotes group, and a
+-- backslash escapes inside them.
+function M.tokenize(line)
+  local words, cur, quote_open, escaped = {}, {}, false, false
+  local function flush()
+    words[#words + 1] = table.concat(cur)
+    cur = {}
+  end
+  for ch in line:gmatch(".") do
+    if quote_open then
+      if escaped then cur[#cur + 1] = ch; escaped = false
+      elseif ch == "\\" then escaped = true
+      elseif ch == '"' then quote_open = false
+      else cur[#cur + 1] = ch end
+    elseif ch == '"' then
+      quote_open = true
+    elseif ch == " " or ch == "\t" or ch == "\n" then
+      if #cur > 0 then flush() end
+    else
+      cur[#cur + 1] = ch
+    end
+  end
+  if #cur > 0 then flush() end
+  return words
+end
+
+-- The command-line spelling of a command, for -R's refusals.
+M.FILE_COMMANDS = { CT_CREATE = true, CT_ADD = true, CT_UPDATE = true, CT_DELETE = true, CT_FLUSH = true }
+M.COMMAND_TEXT = {
+  CT_LIST = "-L", CT_GET = "-G", CT_EVENT = "-E", CT_VERSION = "-V", CT_HELP = "-h",
+  EXP_LIST = "-L expect", EXP_CREATE = "-C expect", EXP_DELETE = "-D expect", EXP_GET = "-G expect",
+  EXP_FLUSH = "-F expect", EXP_EVENT = "-E expect", CT_COUNT = "-C", EXP_COUNT = "-C expect",
+  CT_STATS = "-S", EXP_STATS = "-S expect",
+}
+
+return M
