@@ -275,3 +275,57 @@ describe("conntrack.dump", function()
     assert.same({ [42] = 1 }, seen)
   end)
 end)
+
+describe("ct:dump options", function()
+  local ct
+  before_each(function()
+    ct = ns.fresh()
+    ns.fill()
+  end)
+
+  local function collect(iter, s, c, closing)
+    local out = {}
+    for v in iter, s, c, closing do out[#out + 1] = v end
+    table.sort(out)
+    return out
+  end
+
+  it("yields each flow's line with format, as flow:format gives it", function()
+    -- the timeout may tick between the two dumps: it is left out
+    local function untimed(line)
+      return (line:gsub("^(.-%a%w*%s+%d+ )%d+", "%1T"):gsub("<timeout>%d+", "<timeout>T"))
+    end
+    for _, format in ipairs{ "", "extended", "extended,id", "xml" } do
+      local expected, lines = {}, {}
+      for flow in ct:dump() do expected[#expected + 1] = untimed(flow:format(format)) end
+      for line in ct:dump(nil, { format = format }) do lines[#lines + 1] = untimed(line) end
+      table.sort(expected)
+      table.sort(lines)
+      assert.equal(#ns.sample, #lines)
+      assert.same(expected, lines)
+    end
+  end)
+
+  it("applies the filter and the predicate before formatting", function()
+    local lines = collect(ct:dump({ family = "ipv6", where = function(f) return f.proto ~= "udp" end },
+                                  { format = "id" }))
+    assert.equal(2, #lines)
+    for _, line in ipairs(lines) do assert.matches("id=%d+$", line) end
+  end)
+
+  it("reads the dying and unconfirmed lists, empty on a quiet table", function()
+    assert.same({}, collect(ct:dump(nil, { list = "dying" })))
+    assert.same({}, collect(ct:dump(nil, { list = "unconfirmed" })))
+    assert.equal(#ns.sample, #collect(ct:dump(nil, { list = "conntrack", zero = true, format = "" })))
+  end)
+
+  it("refuses unknown options and lists by name", function()
+    local ok, err = pcall(ct.dump, ct, nil, { lsit = "dying" })
+    assert.is_false(ok)
+    assert.equal("bad argument 'lsit': the options of dump are 'zero', 'list' and 'format'", err)
+    ok, err = pcall(ct.dump, ct, nil, { list = "dead" })
+    assert.equal("bad argument 'list': expected \"conntrack\", \"dying\" or \"unconfirmed\"", err)
+    ok, err = pcall(ct.dump, ct, nil, { format = "extended,bogus" })
+    assert.equal("bad argument 'format': unknown output format \"bogus\"", err)
+  end)
+end)

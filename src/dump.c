@@ -19,6 +19,8 @@ struct dump {
 	struct filter filter;
 	struct nf_conntrack *scratch;  /* the flow being parsed, until a match adopts it */
 	int state;
+	int lines;                     /* yield formatted lines instead of flows */
+	struct format format;
 	char buf[LCT_RECV_SIZE];
 };
 
@@ -78,6 +80,10 @@ static int dump_step(lua_State *L)
 			return dump_fail(L, d, -EBADMSG);
 		if (!lct_filter_match(&d->filter, d->scratch))
 			continue;
+		if (d->lines && !d->filter.has_where) {
+			lct_push_line(L, d->scratch, NFCT_T_UNKNOWN, 0, &d->format);
+			return 1;
+		}
 		lct_flow_adopt(L, &d->scratch);
 		if (!d->filter.has_where)
 			return 1;
@@ -86,6 +92,10 @@ static int dump_step(lua_State *L)
 		lua_call(L, 1, 1);
 		if (lua_toboolean(L, -1)) {
 			lua_pop(L, 1);
+			if (d->lines) {
+				lct_push_line(L, ((struct flow *)lua_touserdata(L, -1))->ct, NFCT_T_UNKNOWN, 0, &d->format);
+				lua_remove(L, -2);
+			}
 			return 1;
 		}
 		lua_pop(L, 2);
@@ -95,11 +105,15 @@ static int dump_step(lua_State *L)
 }
 
 /* opts: { zero = true } zeroes the counters as it reads them (conntrack -L -z);
- * { list = "dying" | "unconfirmed" } reads those lists instead of the table. */
-static uint16_t check_dump_opts(lua_State *L, int idx)
+ * { list = "dying" | "unconfirmed" } reads those lists instead of the table;
+ * { format = "extended,id" } yields each flow's line (as flow:format would
+ * give it) instead of the flow: no flow object is made unless a predicate
+ * needs one. */
+static uint16_t check_dump_opts(lua_State *L, int idx, int *lines, struct format *fmt)
 {
 	uint16_t type = IPCTNL_MSG_CT_GET;
 
+	*lines = 0;
 	if (lua_isnoneornil(L, idx))
 		return type;
 	luaL_checktype(L, idx, LUA_TTABLE);
@@ -117,8 +131,11 @@ static uint16_t check_dump_opts(lua_State *L, int idx)
 				type = IPCTNL_MSG_CT_GET_UNCONFIRMED;
 			else if (!list || strcmp(list, "conntrack") != 0)
 				luaL_error(L, "bad argument 'list': expected \"conntrack\", \"dying\" or \"unconfirmed\"");
+		} else if (strcmp(key, "format") == 0) {
+			lct_check_format(L, lua_gettop(L), fmt);
+			*lines = 1;
 		} else {
-			luaL_error(L, "bad argument '%s': the options of dump are 'zero' and 'list'", key);
+			luaL_error(L, "bad argument '%s': the options of dump are 'zero', 'list' and 'format'", key);
 		}
 		lua_pop(L, 1);
 	}
@@ -132,16 +149,19 @@ int lct_dump(lua_State *L)
 	struct filter filter;
 	struct nlmsghdr *nlh;
 	struct dump *d;
+	struct format fmt;
 	uint16_t type;
-	int rc;
+	int rc, lines;
 
 	lct_filter_parse(L, 2, &filter);
-	type = check_dump_opts(L, 3);
+	type = check_dump_opts(L, 3, &lines, &fmt);
 	d = lua_newuserdatauv(L, sizeof(*d), 1);
 	d->nl.sock = NULL;
 	d->scratch = NULL;
 	d->state = DUMP_CLOSED;
 	d->filter = filter;
+	d->lines = lines;
+	d->format = fmt;
 	luaL_setmetatable(L, LCT_DUMP);
 	lct_filter_push_where(L, 2);
 	lua_setiuservalue(L, -2, 1);

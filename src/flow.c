@@ -122,10 +122,6 @@ static int flow_newindex(lua_State *L)
 
 /* Options of conntrack's -o, as a string ("extended,id") or a table
  * ({ extended = true, id = true }), into nfct_snprintf's type and flags. */
-struct format {
-	unsigned int type, flags;
-	int labels;
-};
 
 static const struct { const char *name; unsigned int flags; } format_options[] = {
 	{ "extended", NFCT_OF_SHOW_LAYER3 }, { "id", NFCT_OF_ID },
@@ -148,7 +144,7 @@ static void add_format_option(lua_State *L, const char *name, size_t len, struct
 	luaL_error(L, "bad argument 'format': unknown output format \"%s\"", lua_pushlstring(L, name, len));
 }
 
-static void check_format(lua_State *L, int idx, struct format *fmt)
+void lct_check_format(lua_State *L, int idx, struct format *fmt)
 {
 	fmt->type = NFCT_O_DEFAULT;
 	fmt->flags = 0;
@@ -178,39 +174,50 @@ static void check_format(lua_State *L, int idx, struct format *fmt)
 	}
 }
 
-/* nfct_snprintf cannot report a truncation, so a line that fills the buffer
- * is printed again into a larger one. */
-static int push_formatted(lua_State *L, const struct flow *fl, const struct format *fmt)
+/* The line of a flow in a format; ptype and portid as the flow's. Most lines
+ * fit the stack; nfct_snprintf cannot report a truncation, so a line that
+ * fills a buffer is printed again into a larger one (scratch memory an
+ * error cannot leak). */
+void lct_push_line(lua_State *L, const struct nf_conntrack *ct, unsigned int ptype, uint32_t portid,
+                   const struct format *fmt)
 {
-	const struct nf_conntrack *ct = fl->ct;
 	struct nfct_labelmap *map = NULL;
-	size_t size = 1024;
-	char *buf;
-	int n;
+	char stack[2048], *buf = stack;
+	size_t size = sizeof(stack);
+	int n, scratch = 0;
 
 	if (fmt->labels)
 		map = nfct_labelmap_new(NULL);   /* NULL when there is no connlabel.conf */
 	for (;;) {
-		buf = lua_newuserdatauv(L, size, 0);   /* scratch that an error cannot leak */
-		n = nfct_snprintf_labels(buf, (unsigned)size, ct, fl->type, fmt->type, fmt->flags, map);
+		n = nfct_snprintf_labels(buf, (unsigned)size, ct, ptype, fmt->type, fmt->flags, map);
 		if (n >= 0 && (size_t)n < size - 1)
 			break;
-		lua_pop(L, 1);
 		size *= 4;
 		if (n < 0 || size > 1 << 20) {
 			buf = NULL;
 			break;
 		}
+		if (scratch)
+			lua_pop(L, 1);
+		buf = lua_newuserdatauv(L, size, 0);   /* kept on the stack while in use */
+		scratch = 1;
 	}
 	if (map)
 		nfct_labelmap_destroy(map);
 	if (buf == NULL)
-		return luaL_error(L, "cannot format flow");
+		luaL_error(L, "cannot format flow");
 	/* an event caused from user space, as conntrack -E tells it */
-	if (fl->portid != 0 && fmt->type != NFCT_O_XML)
-		lua_pushfstring(L, "%s [USERSPACE] portid=%I", buf, (lua_Integer)fl->portid);
+	if (portid != 0 && fmt->type != NFCT_O_XML)
+		lua_pushfstring(L, "%s [USERSPACE] portid=%I", buf, (lua_Integer)portid);
 	else
-		lua_pushstring(L, buf);
+		lua_pushlstring(L, buf, (size_t)n);
+	if (scratch)
+		lua_remove(L, -2);
+}
+
+static int push_formatted(lua_State *L, const struct flow *fl, const struct format *fmt)
+{
+	lct_push_line(L, fl->ct, fl->type, fl->portid, fmt);
 	return 1;
 }
 
@@ -231,7 +238,7 @@ static int flow_format(lua_State *L)
 	const struct flow *fl = check_flow_struct(L, 1);
 	struct format fmt;
 
-	check_format(L, 2, &fmt);
+	lct_check_format(L, 2, &fmt);
 	return push_formatted(L, fl, &fmt);
 }
 

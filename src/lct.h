@@ -162,6 +162,13 @@ struct flow {
 	uint32_t portid;           /* an event caused from user space: the sender's port id */
 };
 struct flow *lct_flow_new(lua_State *L);  /* pushes an empty flow */
+struct format {                  /* conntrack's -o, for nfct_snprintf */
+	unsigned int type, flags;
+	int labels;
+};
+void lct_check_format(lua_State *L, int idx, struct format *fmt);
+void lct_push_line(lua_State *L, const struct nf_conntrack *ct, unsigned int ptype, uint32_t portid,
+                   const struct format *fmt);
 struct flow *lct_flow_adopt(lua_State *L, struct nf_conntrack **scratch);
 int  lct_scratch_ready(struct nf_conntrack **scratch);
 struct nf_conntrack *lct_check_flow(lua_State *L, int idx);

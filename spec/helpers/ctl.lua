@@ -92,6 +92,9 @@ local function cut_clocks(line)
     return prefix .. "<clock>" .. (suffix or "")
   end
   line = line:gsub("^%[%d+%.%d+%]\t", "[<time>]\t")
+  -- the program behind an event's port id is looked up after the fact, by
+  -- both tools: a sender that has already exited has none
+  line = line:gsub(" progname=%S+$", "")
   if line:find("^<flow") then
     line = line:gsub("(<timeout>)(%d+)(</timeout>)", keep)
     line = line:gsub("(<deltatime>)(%d+)(</deltatime>)", keep)

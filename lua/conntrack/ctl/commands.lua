@@ -236,7 +236,10 @@ local function list(cmd, ct)
     failed("CT_LIST", nil, ERRNO.EINVAL)
   end
   local printer = output.printer(cmd, { command = "CT_LIST" })
-  if f then
+  if f and printer.format then
+    opts.format = printer.format
+    for line in ct:dump(f, opts) do printer.text(line) end
+  elseif f then
     for flow in ct:dump(f, opts) do printer.line(flow) end
   end
   printer.finish()

@@ -167,6 +167,20 @@ function M.printer(cmd, how)
   local out = how.out or M.out()
   local lazy_header = command ~= "CT_DELETE" and command ~= "CT_UPDATE"
 
+  -- The dump can format the lines itself (no flow objects: conntrack -L's
+  -- speed) when the output is one of nfct_snprintf's: p.format is then the
+  -- dump's `format` option and p.text(line) prints each line.
+  if not o.json and not o.save then p.format = format end
+  function p.text(line)
+    if o.xml and lazy_header and not p.header then
+      out:write(XML_HEADER)
+      p.header = true
+    end
+    out:write(line, "\n")
+    if how.flush then out:flush() end
+    p.count = p.count + 1
+  end
+
   -- line(flow [, event]): event = { kind =, time =, portid =, progname = }
   function p.line(flow, event)
     local line
