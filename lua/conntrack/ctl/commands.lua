@@ -71,6 +71,24 @@ local function failed(command, msg, errno)
   failure("Operation failed: " .. err2str(errno, command, msg))
 end
 
+-- ct:dump with its failures told as conntrack tells them: the module's
+-- iterator raises "dump: <message>" (with the position of its caller), and
+-- the failure a user meets is a missing permission.
+local function dump(ct, command, filter, opts)
+  local function fail(err)
+    err = tostring(err):gsub("^[^\n]-:%d+: ", "")
+    if err:find("operation not permitted", 1, true) then failed(command, nil, ERRNO.EPERM) end
+    failure("Operation failed: " .. err)
+  end
+  local ok, step, state, init, closing = pcall(ct.dump, ct, filter, opts)
+  if not ok then fail(step) end
+  return function(s, c)
+    local stepped, v = pcall(step, s, c)
+    if not stepped then fail(v) end
+    return v
+  end, state, init, closing
+end
+
 local function unsupported(what)
   failure(what .. " is not supported by the conntrack module")
 end
@@ -238,9 +256,9 @@ local function list(cmd, ct)
   local printer = output.printer(cmd, { command = "CT_LIST" })
   if f and printer.format then
     opts.format = printer.format
-    for line in ct:dump(f, opts) do printer.text(line) end
+    for line in dump(ct, "CT_LIST", f, opts) do printer.text(line) end
   elseif f then
-    for flow in ct:dump(f, opts) do printer.line(flow) end
+    for flow in dump(ct, "CT_LIST", f, opts) do printer.line(flow) end
   end
   printer.finish()
   output.summary(cmd, "%d flow entries have been shown.", printer.count)
@@ -353,7 +371,7 @@ local function delete(cmd, ct, ctx)
   local f = M.filter(cmd, "delete")
   local printer = output.printer(cmd, { command = "CT_DELETE" })
   if f then
-    for flow in ct:dump(f) do
+    for flow in dump(ct, "CT_DELETE", f) do
       local ok, msg, errno
       if (flow.orig_zone or 0) ~= 0 or (flow.reply_zone or 0) ~= 0 then
         -- the module's delete of one flow loses directional zones; its
