@@ -1,7 +1,8 @@
 /*
  * lct.h: declarations shared by the C files of the conntrack module.
- * nl.c is the Lua-free netlink layer; every other file is one concern of the
- * Lua binding (fields, filters, flows, dumps, operations, the handle).
+ * nl.c (netlink) and validate.c (message layout) are free of Lua; every other
+ * file is one concern of the Lua binding (fields, filters, flows, dumps,
+ * operations, changes, sweeps, events, the handle).
  */
 #ifndef LCT_H
 #define LCT_H
@@ -175,6 +176,8 @@ struct nf_conntrack *lct_check_flow(lua_State *L, int idx);
 void lct_flow_open(lua_State *L);
 int  lct_parse(lua_State *L);
 int  lct_parse_message(const struct nlmsghdr *nlh, struct nf_conntrack *ct);
+
+/* ---- validate.c: a message checked against the parser's layout, no Lua ---- */
 int  nl_validate_attrs(const struct nlmsghdr *nlh);
 
 /* ---- conntrack.c: the handle ---- */
