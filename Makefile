@@ -62,7 +62,7 @@ bench-quick: conntrack.so bench/floor
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 fuzz/%-fuzzer: fuzz/%.c $(wildcard src/*.c) src/lct.h
-	clang $(FUZZ_FLAGS) $(CPPFLAGS) -D_GNU_SOURCE -o $@ $< $(wildcard src/*.c) \
+	clang $(FUZZ_FLAGS) $(CPPFLAGS) -o $@ $< $(wildcard src/*.c) \
 	  $(shell pkg-config --libs $(LUA) libnetfilter_conntrack libmnl)
 
 fuzz: fuzz/parse-fuzzer fuzz/filter-fuzzer

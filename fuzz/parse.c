@@ -6,6 +6,7 @@
  */
 #include <stdint.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <lualib.h>
 #include "../src/lct.h"
 
