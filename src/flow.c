@@ -276,7 +276,9 @@ int lct_parse_message(const struct nlmsghdr *nlh, struct nf_conntrack *ct)
 	const struct nfgenmsg *nfh = mnl_nlmsg_get_payload(nlh);
 	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
 
-	if (nl_validate_attrs(nlh) < 0)
+	/* conntrack tracks IPv4 and IPv6; the library cannot print another family */
+	if (nlh->nlmsg_len < head || (nfh->nfgen_family != AF_INET && nfh->nfgen_family != AF_INET6) ||
+	    nl_validate_attrs(nlh) < 0)
 		return -1;
 	/* not nfct_nlmsg_parse: it takes the whole message length for the
 	 * payload's and so reads past the end of the message */

@@ -11,7 +11,9 @@
 
 #include "lct.h"
 
-enum { ANY = 0, NESTED = -1, STRING = -2 };   /* else: the exact payload size */
+/* else: the exact payload size */
+enum { ANY = 0, NESTED = -1, STRING = -2, LABELS = -3 };
+#define LABELS_MAX 16   /* the kernel's 128 label bits: a larger area would only cost time to read */
 
 /* The rules of one level, indexed by attribute type (O(1) on a path that
  * every flow of a dump takes); a type past max, or without a rule, is one
@@ -64,7 +66,8 @@ LEVEL(conntrack,
       [CTA_HELP] = { NESTED, &help }, [CTA_SECCTX] = { NESTED, &secctx },
       [CTA_TIMESTAMP] = { NESTED, &timestamp }, [CTA_SYNPROXY] = { NESTED, &synproxy },
       [CTA_STATUS] = { 4, NULL }, [CTA_TIMEOUT] = { 4, NULL }, [CTA_MARK] = { 4, NULL },
-      [CTA_SECMARK] = { 4, NULL }, [CTA_USE] = { 4, NULL }, [CTA_ID] = { 4, NULL }, [CTA_ZONE] = { 2, NULL });
+      [CTA_SECMARK] = { 4, NULL }, [CTA_USE] = { 4, NULL }, [CTA_ID] = { 4, NULL }, [CTA_ZONE] = { 2, NULL },
+      [CTA_LABELS] = { LABELS, NULL });
 
 /* Every attribute of a level lies within it and follows its rule; what is
  * left at the end must be padding, not a truncated attribute. */
@@ -83,6 +86,9 @@ static int check_level(const char *at, int left, const struct level *level, int 
 			if (r->size == STRING) {
 				/* read up to its NUL: it must have one */
 				if (len == 0 || memchr(payload, '\0', (size_t)len) == NULL)
+					return -1;
+			} else if (r->size == LABELS) {
+				if (len > LABELS_MAX)
 					return -1;
 			} else if (r->size == NESTED) {
 				if (len != 0 && (len < (int)MNL_ATTR_HDRLEN || depth >= 4 ||
