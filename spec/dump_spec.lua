@@ -3,7 +3,6 @@
 -- handle free for get/update/delete inside the loop, flows that outlive the
 -- dump, sockets released by the collector and memory that stays flat.
 local ns = require "spec.helpers.ns"
-local lfs = require "lfs"
 local conntrack = ns.conntrack
 
 -- n UDP flows from 10.1.0.1 with source ports first..last: one key per flow.
@@ -41,13 +40,7 @@ local function fill_udp_elsewhere(first, last)
   assert(status == 0, err)
 end
 
-local function open_fds()
-  local n = 0
-  for name in lfs.dir("/proc/self/fd") do
-    if name ~= "." and name ~= ".." then n = n + 1 end
-  end
-  return n
-end
+local open_fds = ns.open_fds
 
 local function full_gc()
   collectgarbage(); collectgarbage()

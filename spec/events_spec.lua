@@ -65,13 +65,7 @@ local function lifecycle(ct, flows)
   end
 end
 
-local function open_fds()
-  local n = 0
-  for name in lfs.dir("/proc/self/fd") do
-    if name ~= "." and name ~= ".." then n = n + 1 end
-  end
-  return n
-end
+local open_fds = ns.open_fds
 
 local function size(set)
   local n = 0

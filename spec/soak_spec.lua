@@ -4,14 +4,7 @@ local ns = require "spec.helpers.ns"
 package.path = "./?.lua;" .. package.path
 local messages = require "fuzz.messages"
 
-local function open_fds()
-  local p = io.popen("ls -l /proc/" .. ns.pid() .. "/fd | awk 'NR > 1 { print $NF }' | grep -v pipe")
-  local list = {}
-  for line in p:lines() do list[#list + 1] = line end
-  p:close()
-  table.sort(list)
-  return table.concat(list, " ")
-end
+local open_fds = ns.open_fds
 
 local function rss_kib()
   for line in io.lines("/proc/self/status") do

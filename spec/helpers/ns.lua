@@ -69,6 +69,15 @@ function M.pid()
   return pid
 end
 
+-- How many file descriptors this process holds: what a leak would raise.
+function M.open_fds()
+  local n = 0
+  for name in require("lfs").dir("/proc/self/fd") do
+    if name ~= "." and name ~= ".." then n = n + 1 end
+  end
+  return n
+end
+
 -- Runs a shell command, returns its stdout, stderr and exit status.
 function M.run(cmd)
   local out, err = os.tmpname(), os.tmpname()
