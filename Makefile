@@ -1,13 +1,18 @@
 # lua-conntrack. `make` builds conntrack.so; `make demo` and `make test` run
 # in a fresh private network namespace, so the machine's own table is never
 # touched; `make check-memory` runs the suite under ASan+UBSan, then valgrind.
+# LUA=lua5.3, lua5.1 or luajit builds in build/$(LUA) and tests with that Lua.
 LUA      ?= lua5.4
+ifeq ($(LUA),lua5.4)
+BUILD    ?= .
+else
+BUILD    ?= build/$(LUA)
+endif
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN      = -Wall -Wextra -Werror -std=gnu11 -fPIC
 CPPFLAGS += $(shell pkg-config --cflags $(LUA) libnetfilter_conntrack libmnl)
 LIBS      = $(shell pkg-config --libs libnetfilter_conntrack libmnl)
-BUILD    ?= .
 OBJS      = $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/*.c))
 BUSTED   ?= busted --lua=$(LUA)
 PREFIX   ?= /usr/local
@@ -15,19 +20,22 @@ LUA_VER   = $(shell $(LUA) -e 'io.write((_VERSION:gsub("Lua ", "")))')
 LIBDIR   ?= $(PREFIX)/lib/lua/$(LUA_VER)
 SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_VER)
 
-DEBIAN_PACKAGES = build-essential pkg-config lua5.4 liblua5.4-dev libnetfilter-conntrack-dev \
+LUA_PACKAGES    = lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev luajit libluajit-5.1-dev
+DEBIAN_PACKAGES = build-essential pkg-config $(LUA_PACKAGES) libnetfilter-conntrack-dev \
                   libmnl-dev conntrack nftables iproute2 util-linux lua-busted lua-socket lua-luv lua-cqueues luarocks valgrind \
-                  clang libclang-rt-14-dev time
+                  clang libclang-rt-14-dev time groff-base jq
 
 # Runs its arguments in a new network namespace that specs recognise as theirs.
 IN_NETNS = unshare -n sh -c 'ip link set lo up && export LCT_TEST_NETNS=$$(readlink /proc/self/ns/net) && exec "$$@"' netns
+# The Lua under test, for specs and the processes they start; LUA_CPATH finds its build first.
+TEST_ENV = env LCT_LUA=$(LUA) LCT_SO_DIR=$(BUILD) LUA_CPATH='$(BUILD)/?.so;;'
 
 all: $(BUILD)/conntrack.so
 
 $(BUILD)/conntrack.so: $(OBJS)
 	$(CC) -shared $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
 
-$(BUILD)/src/%.o: src/%.c src/lct.h
+$(BUILD)/src/%.o: src/%.c src/lct.h src/compat.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
 
@@ -37,11 +45,15 @@ deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES) >/dev/null
 
 # The README's tour, with loopback tracked in its namespace.
-demo: conntrack.so
-	unshare -n sh -c 'ip link set lo up && nft -f examples/track-loopback.nft && exec $(LUA) examples/demo.lua'
+demo: $(BUILD)/conntrack.so
+	unshare -n sh -c 'ip link set lo up && nft -f examples/track-loopback.nft && exec $(TEST_ENV) $(LUA) examples/demo.lua'
 
-test: conntrack.so
-	$(IN_NETNS) $(BUSTED) $(BUSTED_ARGS)
+test: $(BUILD)/conntrack.so
+	$(IN_NETNS) $(TEST_ENV) $(BUSTED) $(BUSTED_ARGS)
+
+# The whole suite on every Lua this project supports.
+test-all:
+	$(MAKE) test LUA=lua5.4 && $(MAKE) test LUA=lua5.3 && $(MAKE) test LUA=lua5.1 && $(MAKE) test LUA=luajit
 
 # The sanitized module is built apart (build/asan) and found by the specs
 # through LCT_SO_DIR; Lua itself is not instrumented, so the runtime is preloaded.
@@ -82,16 +94,20 @@ check-memory: conntrack.so
 	  --suppressions=$(CURDIR)/.ci/valgrind.supp -q $(LUA) $$(command -v busted) $(BUSTED_ARGS)
 
 BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
 CTL_LUA  = $(wildcard lua/conntrack/ctl/*.lua)
 
-install: conntrack.so
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(SHAREDIR)/conntrack/ctl $(DESTDIR)$(BINDIR)
-	install -m 755 conntrack.so $(DESTDIR)$(LIBDIR)/conntrack.so
+# The command runs with the Lua it was installed for.
+install: $(BUILD)/conntrack.so
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(SHAREDIR)/conntrack/ctl $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 755 $(BUILD)/conntrack.so $(DESTDIR)$(LIBDIR)/conntrack.so
 	install -m 644 lua/ctl.lua $(DESTDIR)$(SHAREDIR)/conntrack/ctl.lua
 	install -m 644 $(CTL_LUA) $(DESTDIR)$(SHAREDIR)/conntrack/ctl/
-	install -m 755 lua/ctl.lua $(DESTDIR)$(BINDIR)/lua-conntrack
+	sed '1s|.*|#!/usr/bin/env $(LUA)|' lua/ctl.lua > $(DESTDIR)$(BINDIR)/lua-conntrack
+	chmod 755 $(DESTDIR)$(BINDIR)/lua-conntrack
+	install -m 644 doc/lua-conntrack.8 $(DESTDIR)$(MANDIR)/man8/lua-conntrack.8
 
 clean:
 	rm -rf conntrack.so src/*.o build bench/floor fuzz/*-fuzzer fuzz/out
 
-.PHONY: all deps demo test fuzz bench bench-quick check-memory install clean
+.PHONY: all deps demo test test-all fuzz bench bench-quick check-memory install clean

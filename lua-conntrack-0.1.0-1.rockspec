@@ -16,10 +16,11 @@ description = {
    labels = { "netfilter", "conntrack", "linux", "firewall" },
 }
 supported_platforms = { "linux" }
-dependencies = { "lua >= 5.4" }
+dependencies = { "lua >= 5.1" }   -- 5.1 (and LuaJIT), 5.3, 5.4; src/compat.h bridges them
 external_dependencies = {
-   NETFILTER_CONNTRACK = { header = "libnetfilter_conntrack/libnetfilter_conntrack.h" },
-   MNL = { header = "libmnl/libmnl.h" },
+   NETFILTER_CONNTRACK = { header = "libnetfilter_conntrack/libnetfilter_conntrack.h",
+                           library = "netfilter_conntrack" },
+   MNL = { header = "libmnl/libmnl.h", library = "mnl" },
 }
 build = {
    type = "builtin",
@@ -36,6 +37,7 @@ build = {
       ["conntrack.ctl"] = "lua/ctl.lua",
       ["conntrack.ctl.addr"] = "lua/conntrack/ctl/addr.lua",
       ["conntrack.ctl.commands"] = "lua/conntrack/ctl/commands.lua",
+      ["conntrack.ctl.compat"] = "lua/conntrack/ctl/compat.lua",
       ["conntrack.ctl.events"] = "lua/conntrack/ctl/events.lua",
       ["conntrack.ctl.getopt"] = "lua/conntrack/ctl/getopt.lua",
       ["conntrack.ctl.help"] = "lua/conntrack/ctl/help.lua",

@@ -82,6 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (lua_pcall(L, 1, 0, 0) != LUA_OK)
 		lua_pop(L, 1);
 	lua_settop(L, 0);
+	lua_gc(L, LUA_GCCOLLECT, 0);    /* balanced mallocs and frees: see parse.c */
 	free(text);
 	return 0;
 }

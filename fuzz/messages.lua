@@ -10,16 +10,26 @@ M.CTA = { TUPLE_ORIG = 1, TUPLE_REPLY = 2, STATUS = 3, PROTOINFO = 4, TIMEOUT = 
 
 local function align(s) return s .. ("\0"):rep((4 - #s % 4) % 4) end
 
+-- Byte strings of unsigned values, written with arithmetic so that Lua 5.1
+-- builds them too; host order is little-endian (x86, arm64, mipsel).
+local function bytes_le(v, n)
+  local out = {}
+  for i = 1, n do out[i] = v % 256; v = math.floor(v / 256) end
+  return string.char((table.unpack or unpack)(out))
+end
+local function u16(v) return bytes_le(v, 2) end
+local function u32(v) return bytes_le(v, 4) end
+local function be16(v) return bytes_le(v, 2):reverse() end
+local function be32(v) return bytes_le(v, 4):reverse() end
+M.u16, M.u32 = u16, u32
+
 function M.attr(type, payload)
-  return align(string.pack("=I2I2", 4 + #payload, type) .. payload)
+  return align(u16(4 + #payload) .. u16(type) .. payload)
 end
 
 function M.nest(type, ...)
-  return M.attr(type | NESTED, table.concat({ ... }))
+  return M.attr(type + NESTED, table.concat({ ... }))
 end
-
-local function be16(v) return string.pack(">I2", v) end
-local function be32(v) return string.pack(">I4", v) end
 
 local function ipv4(text)
   local a, b, c, d = text:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
@@ -38,14 +48,14 @@ function M.tuple(type, t)
     proto[#proto + 1] = M.attr(5, string.char(t.icmp[1]))
     proto[#proto + 1] = M.attr(6, string.char(t.icmp[2]))
   end
-  return M.nest(type, ip, M.nest(2, table.unpack(proto)))
+  return M.nest(type, ip, M.nest(2, table.concat(proto)))
 end
 
 -- A whole message: family (2 or 10), body = concatenated attributes.
 -- msg_type 0 is IPCTNL_MSG_CT_NEW, 2 IPCTNL_MSG_CT_DELETE; subsystem 1 is ctnetlink.
 function M.message(family, body, msg_type)
-  local payload = string.pack("=BB>I2", family, 0, 0) .. body
-  return string.pack("=I4I2I2I4I4", 16 + #payload, (1 << 8) | (msg_type or 0), 0, 0, 0) .. payload
+  local payload = string.char(family, 0) .. be16(0) .. body
+  return u32(16 + #payload) .. u16(256 + (msg_type or 0)) .. u16(0) .. u32(0) .. u32(0) .. payload
 end
 
 -- Well-formed samples, one per kind of flow.

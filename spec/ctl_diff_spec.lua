@@ -326,7 +326,7 @@ end)
 local function race_a_flush(args, verb)
   local flows = {}
   for i = 1, 40000 do
-    flows[i] = { proto = "udp", orig_src = ("10.7.%d.%d"):format(i // 250, i % 250 + 1), orig_dst = "10.8.0.1",
+    flows[i] = { proto = "udp", orig_src = ("10.7.%d.%d"):format(math.floor(i / 250), i % 250 + 1), orig_dst = "10.8.0.1",
                  orig_sport = 1000 + i % 50000, orig_dport = 53, timeout = 3000 }
   end
   for _, delay in ipairs{ 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4 } do

@@ -10,12 +10,11 @@ local json = require "dkjson"
 -- conntrack/ctl.lua).
 local CTL_MODULE = [[
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
-package.cpath = "./?.so;" .. package.cpath
-if not package.searchpath("conntrack.ctl", package.path) then
+if not (package.searchpath and package.searchpath("conntrack.ctl", package.path)) then
   package.preload["conntrack.ctl"] = function() return dofile("lua/ctl.lua") end
 end
 ]]
-assert(load(CTL_MODULE))()
+assert((loadstring or load)(CTL_MODULE))()
 
 local temp = {}
 
@@ -47,9 +46,10 @@ local function flows(filter)
 end
 
 local function flows_in(netns, filter)
-  local ct <close> = assert(ns.conntrack.open{ netns = netns.path })
+  local ct = assert(ns.conntrack.open{ netns = netns.path })
   local list = {}
   for flow in ct:dump(filter) do list[#list + 1] = flow end
+  ct:close()
   return list
 end
 
@@ -518,7 +518,7 @@ describe("--netns", function()
   it("takes a name under /run/netns", function()
     -- `ip netns attach' names the namespace (creating /run/netns, a mount
     -- of itself, if it is not there); all of it is undone after
-    local had_dir = os.execute("test -d /run/netns")
+    local had_dir = ns.execute("test -d /run/netns")
     local name = "lct-ctl-" .. other.pid
     local _, err, status = ctl.run(("ip netns attach %s %d"):format(name, other.pid))
     finally(function()
@@ -556,7 +556,7 @@ local c = ctl.run{ "-D", "-s", "10.9.9.9" }
 local d = ctl.run{ "-L", "-p", "icmp" }
 io.stderr:write(("STATUS %s %s %s %s\n"):format(a, b, c, d))
 ]])
-    local out, err, status = ctl.run("lua5.4 " .. script)
+    local out, err, status = ctl.run(ns.LUA .. " " .. script)
     assert.equal(0, status, err)
     assert.matches("STATUS 0 2 1 0\n$", err)
     local lines = ctl.lines_of(out)

@@ -14,7 +14,7 @@ local function run(...)
   local out, err = io.tmpfile(), io.tmpfile()
   local status = ctl.run({ [0] = "lua-conntrack", ... }, { out = out, err = err })
   out:seek("set"); err:seek("set")
-  local o, e = out:read("a"), err:read("a")
+  local o, e = out:read("*a"), err:read("*a")
   out:close(); err:close()
   return o, e, status
 end
@@ -23,7 +23,7 @@ local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 -- Runs the script as a user would, from the checkout root.
 local function script(args)
-  return ns.run("lua5.4 lua/ctl.lua " .. args)
+  return ns.run(ns.LUA .. " lua/ctl.lua " .. args)
 end
 
 local SSH_KEY = { proto = "tcp", orig_src = "10.0.0.1", orig_dst = "10.0.0.2", orig_sport = 40022, orig_dport = 22 }
@@ -163,10 +163,10 @@ describe("--handler", function()
   local function stream(args, snippet, env)
     local out, err = os.tmpname(), os.tmpname()
     local rc = ns.run(("sh -c %s"):format(shell_quote(
-      ("%s lua5.4 lua/ctl.lua -E %s > %s 2> %s & P=$!; sleep 0.5; lua5.4 -e %s; sleep 0.3; " ..
-       "kill -INT $P; wait $P; echo $?"):format(env or "", args, out, err, shell_quote(snippet)))))
+      ("%s %s lua/ctl.lua -E %s > %s 2> %s & P=$!; sleep 0.5; %s -e %s; sleep 0.3; " ..
+       "kill -INT $P; wait $P; echo $?"):format(env or "", ns.LUA, args, out, err, ns.LUA, shell_quote(snippet)))))
     local function slurp(path)
-      local h = assert(io.open(path)); local s = h:read("a"); h:close(); os.remove(path); return s
+      local h = assert(io.open(path)); local s = h:read("*a"); h:close(); os.remove(path); return s
     end
     return slurp(out), slurp(err), tonumber(rc)
   end
@@ -204,7 +204,7 @@ describe("--handler", function()
     local _, _, status = stream("-e DESTROY --handler examples/handlers/account.lua",
       MAKE .. ' local f = assert(c.get{ proto = "tcp", orig_src = "10.0.0.1", orig_dst = "10.0.0.2", ' ..
       'orig_sport = 40022, orig_dport = 22 }) assert(c.delete(f))', "ACCOUNT_LOG=" .. log)
-    local f = assert(io.open(log)); local text = f:read("a"); f:close(); os.remove(log)
+    local f = assert(io.open(log)); local text = f:read("*a"); f:close(); os.remove(log)
     assert.equal(0, status)
     assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ tcp 10%.0%.0%.1:40022 %-> 10%.0%.0%.2:22 " ..
                    "bytes=0/0 packets=0/0\n$", text)

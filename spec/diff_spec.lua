@@ -112,7 +112,7 @@ end
 
 local function sysctl(name, value)
   local path = "/proc/sys/net/netfilter/" .. name
-  local f = assert(io.open(path)); local old = f:read("l"); f:close()
+  local f = assert(io.open(path)); local old = f:read("*l"); f:close()
   sh(("sysctl -qw net.netfilter.%s=%s"):format(name, value))
   table.insert(undo, function() sh(("sysctl -qw net.netfilter.%s=%s"):format(name, old)) end)
 end
@@ -121,7 +121,7 @@ local function fill_module()
   local ct = ns.handle()
   for _, fields in ipairs(MODULE_FLOWS) do
     local ok, err = ct:create(fields)
-    assert(ok, ("create %s %s: %s"):format(fields.proto, fields.orig_src, err))
+    assert(ok, ("create %s %s: %s"):format(fields.proto, fields.orig_src, tostring(err)))
   end
 end
 
@@ -365,9 +365,9 @@ local function assert_fields_agree(opts)
       ("timeout %d, conntrack shows %d: %s"):format(flow.timeout, r.timeout, tostring(flow)))
     if opts.timestamps then
       assert.is_number(flow.start)
-      assert.equal(r.start, os.date(CTIME, flow.start // 1000000000))
-      assert.equal(r.stop, flow.stop and os.date(CTIME, flow.stop // 1000000000))
-      local delta = now - flow.start // 1000000000
+      assert.equal(r.start, os.date(CTIME, math.floor(flow.start / 1e9)))
+      assert.equal(r.stop, flow.stop and os.date(CTIME, math.floor(flow.stop / 1e9)))
+      local delta = now - math.floor(flow.start / 1e9)
       assert(delta >= num(r["delta-time"]) and delta <= num(r["delta-time"]) + 2,
         ("delta-time %s, expected about %d: %s"):format(r["delta-time"], delta, tostring(flow)))
     else

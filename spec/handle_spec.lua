@@ -99,7 +99,7 @@ describe("conntrack.open", function()
     end
 
     it("accepts the file descriptor of the namespace #diff", function()
-      local link = assert(io.popen("readlink " .. other.path)):read("l")
+      local link = assert(io.popen("readlink " .. other.path)):read("*l")
       local before = fds_on(link)
       local file = assert(io.open(other.path))
       local fd
@@ -135,16 +135,20 @@ describe("a handle", function()
     end
   end)
 
-  it("closes at the end of a <close> scope", function()
-    local escaped
-    do
-      local ct <close> = assert(conntrack.open())
-      assert.equal(0, ct:count())
-      escaped = ct
-    end
+  -- (5.4's to-be-closed variables; older versions close explicitly or by the collector)
+  if _VERSION >= "Lua 5.4" then it("closes at the end of a <close> scope", function()
+    local escaped = load([[
+      local conntrack, escaped = ...
+      do
+        local ct <close> = assert(conntrack.open())
+        assert(ct:count() == 0)
+        escaped = ct
+      end
+      return escaped
+    ]])(conntrack)
     assert.equal("conntrack.handle (closed)", tostring(escaped))
     assert.equal("attempt to use a closed handle", error_of(escaped.count, escaped))
-  end)
+  end) end
 
   it("leaves its flows readable and usable after it is closed", function()
     local ct = assert(conntrack.open())

@@ -16,7 +16,7 @@ local function files(dir)
 end
 
 local function read(path)
-  local f = assert(io.open(path, "rb")); local s = f:read("a"); f:close(); return s
+  local f = assert(io.open(path, "rb")); local s = f:read("*a"); f:close(); return s
 end
 
 describe("conntrack.parse", function()
@@ -36,7 +36,7 @@ describe("conntrack.parse", function()
       [""] = "parse: not a conntrack message (bad length)",
       [samples.tcp:sub(1, -2)] = "parse: not a conntrack message (bad length)",
       [samples.tcp .. "\0\0\0\0"] = "parse: not a conntrack message (bad length)",
-      [samples.tcp:sub(1, 4) .. string.pack("=I2", (2 << 8) | 0) .. samples.tcp:sub(7)] =
+      [samples.tcp:sub(1, 4) .. messages.u16(2 * 256) .. samples.tcp:sub(7)] =
         "parse: not a conntrack message (type)",
     }
     for bytes, message in pairs(bad) do
@@ -55,7 +55,7 @@ describe("conntrack.parse", function()
       nest(CTA.PROTOINFO, nest(1, attr(1, "\3\3"))),         -- a TCP state in 2 bytes
       nest(CTA.COUNTERS_ORIG, attr(1, "\0\0\0\0")),          -- 64-bit packets in 4 bytes
       nest(5, attr(1, "ftp")),                               -- a helper name without its NUL
-      string.pack("=I2I2", 200, CTA.MARK) .. "\0\0\0\7",     -- an attribute longer than the message
+      messages.u16(200) .. messages.u16(CTA.MARK) .. "\0\0\0\7",     -- an attribute longer than the message
     }
     for _, body in ipairs(cases) do
       local flow, err = conntrack.parse(messages.message(2, body))
@@ -87,7 +87,7 @@ describe("filters from the fuzz corpus", function()
     local t = {}
     for key, value in text:gmatch("([^\n=]+)=([^\n]*)") do
       local a, b = value:match("^(%-?%w+),(%-?%w+)$")
-      t[key] = math.tointeger(tonumber(value)) or (a and { math.tointeger(tonumber(a)), math.tointeger(tonumber(b)) })
+      t[key] = tonumber(value) or (a and { tonumber(a), tonumber(b) })
         or (value == "true") or (value ~= "false" and value) or false
     end
     return t

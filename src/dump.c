@@ -12,6 +12,13 @@
 #include "lct.h"
 
 enum { DUMP_RUNNING, DUMP_DONE, DUMP_CLOSED };
+/* Where the generic for has no closing value (before 5.4), a dump that ends
+ * is closed at once; in 5.4 the loop's closing value closes it. */
+#if LUA_VERSION_NUM >= 504
+#define DUMP_ENDED DUMP_DONE
+#else
+#define DUMP_ENDED DUMP_CLOSED
+#endif
 
 struct dump {
 	struct nl nl;
@@ -45,7 +52,7 @@ static int dump_close(lua_State *L)
 
 static int dump_fail(lua_State *L, struct dump *d, int err)
 {
-	dump_release(d, DUMP_DONE);
+	dump_release(d, DUMP_ENDED);
 	return luaL_error(L, "dump: %s", lct_strerror(-err));
 }
 
@@ -69,7 +76,7 @@ static int dump_step(lua_State *L)
 		if ((rc = nl_reply_next(&d->reply, &msg)) <= 0) {
 			if (rc < 0)
 				return dump_fail(L, d, rc);
-			dump_release(d, DUMP_DONE);
+			dump_release(d, DUMP_ENDED);
 			break;
 		}
 		if (!is_conntrack(msg))

@@ -189,8 +189,32 @@ static int receive(struct events *ev)
 	}
 }
 
+/* Discards the events queued when the kernel reported a drop: the resync
+ * dump that follows supersedes them, and the kernel reports a further drop
+ * only once the queue has been empty. Bounded by what the buffer can hold,
+ * so a flood cannot keep us here. */
+static void drain(struct events *ev)
+{
+	int size = 0;
+	long drained = 0;
+	socklen_t len = sizeof(size);
+
+	ev->off = ev->len;
+	if (getsockopt(nl_fd(&ev->nl), SOL_SOCKET, SO_RCVBUF, &size, &len) < 0)
+		size = 0;
+	while (drained <= size) {
+		int rc = receive(ev);
+		if (rc == 0 || (rc < 0 && rc != -ENOBUFS))
+			break;
+		drained += rc > 0 ? (long)ev->len : 0;
+	}
+	ev->off = ev->len;
+}
+
 /* Pushes kind, flow, time for the next event and returns 3, or returns 0
- * when none came within timeout seconds (< 0: wait for ever). */
+ * when none came within timeout seconds (< 0: wait for ever), or when a
+ * signal made the interpreter set a hook (Ctrl-C in lua.c): the hook runs
+ * as soon as we return. */
 static int next_event(lua_State *L, int ev_idx, struct events *ev, double timeout)
 {
 	double deadline = now(CLOCK_MONOTONIC) + timeout;
@@ -227,8 +251,11 @@ static int next_event(lua_State *L, int ev_idx, struct events *ev, double timeou
 		if (rc == -ENOBUFS) {
 			/* the kernel dropped events: say so, and re-read the table if asked */
 			ev->overflows++;
-			if (ev->resync && (rc = start_resync(ev)) < 0)
-				return luaL_error(L, "events: resync failed: %s", lct_strerror(-rc));
+			if (ev->resync) {
+				drain(ev);
+				if ((rc = start_resync(ev)) < 0)
+					return luaL_error(L, "events: resync failed: %s", lct_strerror(-rc));
+			}
 			lua_pushliteral(L, "overflow");
 			lua_pushinteger(L, ev->overflows);
 			lua_pushnumber(L, now(CLOCK_REALTIME));
@@ -239,10 +266,15 @@ static int next_event(lua_State *L, int ev_idx, struct events *ev, double timeou
 		if (rc == 0) {
 			struct pollfd p = { nl_fd(&ev->nl), POLLIN, 0 };
 			double left = deadline - now(CLOCK_MONOTONIC);
+			lua_Hook hook = lua_gethook(L);
 			if (timeout >= 0 && left <= 0)
 				return 0;
-			if (poll(&p, 1, timeout < 0 ? -1 : (int)(left * 1000) + 1) < 0 && errno != EINTR)
-				return luaL_error(L, "events: %s", strerror(errno));
+			if (poll(&p, 1, timeout < 0 ? -1 : (int)(left * 1000) + 1) < 0) {
+				if (errno != EINTR)
+					return luaL_error(L, "events: %s", strerror(errno));
+				if (lua_gethook(L) != hook)
+					return 0;
+			}
 		}
 	}
 }

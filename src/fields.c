@@ -407,7 +407,8 @@ lua_Integer lct_check_uint(lua_State *L, int idx, const char *key, lua_Integer m
 	}
 	v = lua_tointeger(L, idx);
 	if (v < 0 || v > max)
-		luaL_error(L, "bad argument '%s': expected an integer from 0 to %I, got %I", key, max, v);
+		luaL_error(L, "bad argument '%s': expected an integer from 0 to " LCT_I ", got " LCT_I, key,
+		           LCT_IARG(max), LCT_IARG(v));
 	return v;
 }
 

@@ -208,7 +208,7 @@ void lct_push_line(lua_State *L, const struct nf_conntrack *ct, unsigned int pty
 		luaL_error(L, "cannot format flow");
 	/* an event caused from user space, as conntrack -E tells it */
 	if (portid != 0 && fmt->type != NFCT_O_XML)
-		lua_pushfstring(L, "%s [USERSPACE] portid=%I", buf, (lua_Integer)portid);
+		lua_pushfstring(L, "%s [USERSPACE] portid=" LCT_I, buf, LCT_IARG(portid));
 	else
 		lua_pushlstring(L, buf, (size_t)n);
 	if (scratch)

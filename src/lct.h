@@ -13,6 +13,7 @@
 
 #include <lua.h>
 #include <lauxlib.h>
+#include "compat.h"
 #include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 

@@ -171,13 +171,15 @@ int nl_reply_next(struct nl_reply *r, const struct nlmsghdr **msg)
 			return e->error < 0 ? e->error : 0;
 		}
 		case NLMSG_DONE: {
+			int e = 0;
 			r->done = 1;
-			if (mnl_nlmsg_get_payload_len(nlh) >= (int)sizeof(int)) {
-				int e;
+			if (mnl_nlmsg_get_payload_len(nlh) >= (int)sizeof(int))
 				memcpy(&e, mnl_nlmsg_get_payload(nlh), sizeof(e));
-				return e < 0 ? e : 0;
-			}
-			return 0;
+			if (e < 0)
+				return e;
+			/* netlink_dump_done marks the DONE of a dump whose generation
+			 * changed, even when no data message carried the mark */
+			return nlh->nlmsg_flags & NLM_F_DUMP_INTR ? -EINTR : 0;
 		}
 		case NLMSG_OVERRUN:
 			r->done = 1;

@@ -257,7 +257,7 @@ static int create_many(lua_State *L, struct handle *h)
 			struct nlmsghdr *nlh;
 
 			if (lua_rawgeti(L, 2, i) != LUA_TTABLE)
-				luaL_error(L, "bad argument 'flows': item %I is a %s, not a table of fields", i,
+				luaL_error(L, "bad argument 'flows': item " LCT_I " is a %s, not a table of fields", LCT_IARG(i),
 				           luaL_typename(L, -1));
 			build_flow(L, -1, ct, FOR_CREATE);
 			if (pass == 1) {

@@ -15,7 +15,7 @@ M.OUR_PREFIX = ("lua-conntrack v%s (conntrack-tools compatible): "):format(M.VER
 M.THEIR_TRY = "Try `conntrack -h' or 'conntrack --help' for more information."
 M.OUR_TRY = "Try `lua-conntrack -h' or 'lua-conntrack --help' for more information."
 -- The command under test; LCT_CTL_CMD may name an installed one instead.
-M.CMD = os.getenv("LCT_CTL_CMD") or "lua5.4 lua/ctl.lua"
+M.CMD = os.getenv("LCT_CTL_CMD") or (ns.LUA .. " lua/ctl.lua")
 M.LABELS_CONF = "/etc/xtables/connlabel.conf"
 
 -- A word for sh, quoted.
@@ -26,7 +26,7 @@ end
 local function slurp(path)
   local f = io.open(path)
   if not f then return nil end
-  local s = f:read("a"); f:close()
+  local s = f:read("*a"); f:close()
   return s
 end
 M.slurp = slurp
@@ -255,7 +255,7 @@ M.FLOWS = {
 function M.fill(ct, flows)
   for _, f in ipairs(flows or M.FLOWS) do
     local ok, err = ct:create(f)
-    assert(ok, ("create %s %s %s: %s"):format(tostring(f.proto), f.orig_src, f.orig_sport or f.icmp_id or "", err))
+    assert(ok, ("create %s %s %s: %s"):format(tostring(f.proto), f.orig_src, f.orig_sport or f.icmp_id or "", tostring(err)))
   end
 end
 
@@ -443,8 +443,8 @@ end
 -- for the duration of fn and the machine's own (if any) restored after.
 function M.with_labels(fn)
   local old = slurp(M.LABELS_CONF)
-  local had_dir = os.execute("test -d /etc/xtables")
-  if not had_dir then assert(os.execute("mkdir /etc/xtables")) end
+  local had_dir = ns.execute("test -d /etc/xtables")
+  if not had_dir then assert(ns.execute("mkdir /etc/xtables")) end
   spit(M.LABELS_CONF, "0 default\n1 one\n3 three\n5 five\n7 seven\n")
   local ok, err = pcall(fn)
   if old then spit(M.LABELS_CONF, old) else os.remove(M.LABELS_CONF) end

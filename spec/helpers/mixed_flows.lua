@@ -15,10 +15,12 @@ local DPORTS = { 53, 80, 443, 8080 }
 
 -- A number from 0 to k - 1 that looks random but is the same every run:
 -- the attributes of flow i vary independently of each other.
+-- (Rounds of Park-Miller: every product stays exact in a double, so all Lua
+-- versions build the same tables.)
 local function pick(i, salt, k)
-  local x = ((i + salt * 7919) * 2654435761) & 0xffffffff
-  x = (((x >> 15) ~ x) * 2246822519) & 0xffffffff
-  return ((x >> 13) ~ x) % k
+  local x = (i * 7919 + salt * 104729) % 2147483647
+  for round = 1, 4 do x = (x * 48271 + round * salt) % 2147483647 end
+  return x % k
 end
 
 local function copy(t)
@@ -33,7 +35,7 @@ function M.generate(n)
   local flows = {}
   for i = 1, n do
     local v6 = i % 3 == 0
-    local kind = (i // 3) % 3
+    local kind = math.floor(i / 3) % 3
     local f = { orig_src = (v6 and M.V6_SOURCES or M.V4_SOURCES)[pick(i, 1, 10) + 1],
                 orig_dst = v6 and "fd00::ffff" or "10.9.0.1",
                 timeout = 3600, mark = M.MARKS[pick(i, 2, 9) + 1], zone = pick(i, 3, 3) }
@@ -64,8 +66,8 @@ function M.ipv4_in(addr, prefix, len)
     local b1, b2, b3, b4 = a:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
     return ((tonumber(b1) * 256 + tonumber(b2)) * 256 + tonumber(b3)) * 256 + tonumber(b4)
   end
-  local shift = 32 - len
-  return number(addr) >> shift == number(prefix) >> shift
+  local unit = 2 ^ (32 - len)
+  return math.floor(number(addr) / unit) == math.floor(number(prefix) / unit)
 end
 
 -- Family, protocol, original tuple and zone: a generated flow table or a

@@ -7,9 +7,12 @@ package.path = "./lua/?.lua;" .. package.path
 
 local M = {}
 
+-- What differs between Lua versions (bit operations, integers, unpack).
+M.compat = require "conntrack.ctl.compat"
+
 local function own_netns()
   local p = io.popen("readlink /proc/self/ns/net")
-  local link = p:read("l"); p:close()
+  local link = p:read("*l"); p:close()
   return link
 end
 
@@ -47,6 +50,10 @@ if M.sanitized then
   io.popen = function(cmd, mode) return popen(strip .. cmd, mode) end
 end
 
+-- Where the processes specs start find the module: the plain build of the
+-- Lua under test (LUA_CPATH names it first), never the sanitized one.
+M.CHILD_SO_DIR = M.sanitized and "." or (os.getenv("LCT_SO_DIR") or ".")
+
 M.conntrack = require "conntrack"
 
 -- The handle every spec shares; the table is emptied before each test.
@@ -65,7 +72,7 @@ end
 -- This process's pid (a shell's /proc/self would be the shell's own).
 function M.pid()
   local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("n"); f:close()
+  local pid = f:read("*n"); f:close()
   return pid
 end
 
@@ -78,12 +85,26 @@ function M.open_fds()
   return n
 end
 
+-- The Lua under test (`make test LUA=...`), for the processes specs start.
+M.LUA = os.getenv("LCT_LUA") or "lua5.4"
+
+-- os.execute's status: 5.2+ give ok, how, code; 5.1 and LuaJIT the wait status.
+local function execute(cmd)
+  local ok, how, code = os.execute(cmd)
+  if type(ok) == "number" then
+    if ok % 256 == 0 then return ok == 0, "exit", ok / 256 end
+    return nil, "signal", ok % 128
+  end
+  return ok, how, code
+end
+M.execute = execute
+
 -- Runs a shell command, returns its stdout, stderr and exit status.
 function M.run(cmd)
   local out, err = os.tmpname(), os.tmpname()
-  local ok, _, status = os.execute(cmd .. " >" .. out .. " 2>" .. err)
+  local ok, _, status = execute(cmd .. " >" .. out .. " 2>" .. err)
   local function slurp(path)
-    local f = assert(io.open(path)); local s = f:read("a"); f:close(); os.remove(path); return s
+    local f = assert(io.open(path)); local s = f:read("*a"); f:close(); os.remove(path); return s
   end
   return slurp(out), slurp(err), ok and 0 or status
 end
@@ -109,7 +130,7 @@ function M.spawn_netns()
   assert(os.execute("unshare -n sh -c 'echo $$ > " .. pidfile .. "; exec sleep 600' >/dev/null 2>&1 &"))
   local pid
   for _ = 1, 100 do
-    local f = io.open(pidfile); pid = f and f:read("n"); if f then f:close() end
+    local f = io.open(pidfile); pid = f and f:read("*n"); if f then f:close() end
     if pid then break end
     os.execute("sleep 0.02")
   end

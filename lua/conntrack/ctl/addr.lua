@@ -3,6 +3,9 @@
 -- conntrack), IPv6 through inet_pton; an address is kept as its 4 or 16
 -- bytes, from which masks, prefixes and the module's text are made.
 
+local compat = require "conntrack.ctl.compat"
+local unpack = compat.unpack
+
 local M = {}
 
 -- strtoul(s, &end, 0) on a string that starts with a digit: value, rest.
@@ -34,8 +37,8 @@ local function inet_aton(s)
   local limit = ({ [0] = 0xffffffff, 0xffffff, 0xffff, 0xff })[#parts]
   if val > limit then return nil end
   local word = val
-  for i, p in ipairs(parts) do word = word | (p << (8 * (4 - i))) end
-  return string.pack(">I4", word)
+  for i, p in ipairs(parts) do word = word + p * 256 ^ (4 - i) end   -- disjoint bytes
+  return compat.be_bytes(word, 4)
 end
 
 -- glibc's inet_pton for AF_INET: four decimal parts, no leading zeros.
@@ -48,7 +51,7 @@ local function inet_pton4(s)
     bytes[#bytes + 1] = v
   end
   if #bytes ~= 4 then return nil end
-  return string.char(table.unpack(bytes))
+  return string.char(unpack(bytes))
 end
 
 -- inet_pton for AF_INET6: up to eight groups, one "::", an IPv4 tail.
@@ -88,7 +91,9 @@ local function inet_pton6(s)
   for _, g in ipairs(a) do all[#all + 1] = g end
   for _ = 1, 8 - n do all[#all + 1] = 0 end
   for _, g in ipairs(b) do all[#all + 1] = g end
-  return string.pack(">I2I2I2I2I2I2I2I2", table.unpack(all))
+  local out = {}
+  for i, g in ipairs(all) do out[i] = compat.be_bytes(g, 2) end
+  return table.concat(out)
 end
 
 -- "ipv4"|"ipv6", bytes for an address as conntrack parses it, or nil.
@@ -105,8 +110,8 @@ function M.text(family, bytes)
   if family == "ipv4" then
     return ("%d.%d.%d.%d"):format(bytes:byte(1, 4))
   end
-  local g = { string.unpack(">I2I2I2I2I2I2I2I2", bytes) }
-  g[9] = nil
+  local g = {}
+  for i = 1, 8 do g[i] = bytes:byte(2 * i - 1) * 256 + bytes:byte(2 * i) end
   -- the longest run of two or more zero groups becomes "::", as inet_ntop does
   local best, best_len, i = nil, 1, 1
   while i <= 8 do
@@ -158,9 +163,9 @@ function M.netmask(family, plen)
   local out = {}
   for i = 1, n do
     local bits = math.max(0, math.min(8, plen - 8 * (i - 1)))
-    out[i] = (0xff << (8 - bits)) & 0xff
+    out[i] = 256 - 2 ^ (8 - bits)   -- the top `bits` ones
   end
-  return string.char(table.unpack(out))
+  return string.char(unpack(out))
 end
 
 -- The prefix length of a mask, or nil if its ones are not contiguous.
@@ -169,7 +174,7 @@ function M.prefix_len(mask)
   for i = 1, #mask do
     local b = mask:byte(i)
     for bit = 7, 0, -1 do
-      if b & (1 << bit) ~= 0 then
+      if compat.band(b, 2 ^ bit) ~= 0 then
         if ended then return nil end
         plen = plen + 1
       else
@@ -182,8 +187,8 @@ end
 
 function M.band(a, b)
   local out = {}
-  for i = 1, #a do out[i] = a:byte(i) & b:byte(i) end
-  return string.char(table.unpack(out))
+  for i = 1, #a do out[i] = compat.band(a:byte(i), b:byte(i)) end
+  return string.char(unpack(out))
 end
 
 -- The bytes of an address the module printed, nil for nil.

@@ -26,6 +26,7 @@
 -- catch the signal (SIGINT prints it, as conntrack does).
 
 local conntrack = require "conntrack"
+local compat = require "conntrack.ctl.compat"
 local addr = require "conntrack.ctl.addr"
 local help = require "conntrack.ctl.help"
 local options = require "conntrack.ctl.options"
@@ -181,7 +182,7 @@ function M.filter(cmd, purpose)
       preds[#preds + 1] = function(flow) return (flow.secmark or 0) == want end
     end
     if cmd.mark then
-      if cmd.mark.value & ~cmd.mark.mask ~= 0 then return nil end
+      if compat.band(cmd.mark.value, compat.bnot(cmd.mark.mask)) ~= 0 then return nil end
       f.mark = cmd.mark.mask == 0xffffffff and cmd.mark.value or { cmd.mark.value, cmd.mark.mask }
     end
     if cmd.status then
@@ -473,7 +474,7 @@ end
 local function read_file(path)
   local f = io.open(path)
   if not f then return nil end
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   return text
 end

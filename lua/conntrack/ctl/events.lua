@@ -5,6 +5,7 @@
 -- ends the stream as it ends conntrack's: closing tag, then the summary.
 
 local commands = require "conntrack.ctl.commands"
+local compat = require "conntrack.ctl.compat"
 local options = require "conntrack.ctl.options"
 local output = require "conntrack.ctl.output"
 
@@ -38,7 +39,7 @@ end
 local function read_comm(pid)
   local f = io.open("/proc/" .. pid .. "/stat")
   if not f then return nil end
-  local line = f:read("l")
+  local line = f:read("*l")
   f:close()
   return line and line:match("^%d+ %(([^)]*)")
 end
@@ -48,12 +49,12 @@ end
 local function holds_socket(pid, inode)
   local status = io.open("/proc/" .. pid .. "/status")
   if not status then return false end
-  local size = tonumber(status:read("a"):match("\nFDSize:%s*(%d+)")) or 256
+  local size = tonumber(status:read("*a"):match("\nFDSize:%s*(%d+)")) or 256
   status:close()
   for fd = 0, size - 1 do
     local f = io.open("/proc/" .. pid .. "/fdinfo/" .. fd)
     if f then
-      local ino = f:read("a"):match("\nino:%s*(%d+)")
+      local ino = f:read("*a"):match("\nino:%s*(%d+)")
       f:close()
       if ino == inode then return true end
     end
@@ -63,19 +64,24 @@ end
 
 -- The pid holding socket:[inode]: first the process whose pid is the port
 -- id (the usual case, checked at once, before a short-lived sender exits),
--- then any other.
+-- then any other, by the links in /proc/*/fd when LuaFileSystem is there
+-- (no shell: the command line starts no other program).
+local has_lfs, lfs = pcall(require, "lfs")
+
 local function pid_of_socket(portid, inode)
   if tonumber(portid) > 1 and holds_socket(portid, inode) then return portid end
-  local p = io.popen("find /proc/[0-9]*/fd -maxdepth 1 -lname 'socket:\\[" .. inode .. "\\]' 2>/dev/null")
-  if not p then return nil end
-  for line in p:lines() do
-    local pid = line:match("^/proc/(%d+)/")
-    if pid and tonumber(pid) > 1 then
-      p:close()
-      return pid
+  if not has_lfs then return nil end
+  local target = "socket:[" .. inode .. "]"
+  for pid in lfs.dir("/proc") do
+    if pid:match("^%d+$") and tonumber(pid) > 1 then
+      local ok, fds, dir = pcall(lfs.dir, "/proc/" .. pid .. "/fd")
+      if ok then
+        for fd in fds, dir do
+          if lfs.symlinkattributes("/proc/" .. pid .. "/fd/" .. fd, "target") == target then return pid end
+        end
+      end
     end
   end
-  p:close()
   return nil
 end
 
@@ -142,7 +148,7 @@ function M.run(cmd, ct, ctx)
     -- a failing --where drops the event and says why, as a handler's error does
     local pred = filter.where
     filter.where = function(flow)
-      local ok, r = xpcall(pred, traceback, flow)
+      local ok, r = compat.xpcall(pred, traceback, flow)
       if ok then return r end
       if interrupted(r) then error(r, 0) end
       report("--where failed", r)
@@ -164,7 +170,7 @@ function M.run(cmd, ct, ctx)
   local function call(name, a)
     local fn = handler[name]
     if not fn then return end
-    local ok, e = xpcall(fn, traceback, a, ct)
+    local ok, e = compat.xpcall(fn, traceback, a, ct)
     if not ok then
       if interrupted(e) then error(e, 0) end
       report(("handler '%s' failed"):format(name), e)

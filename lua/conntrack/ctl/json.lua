@@ -1,7 +1,13 @@
 -- conntrack/ctl/json.lua: the small JSON encoder -o json needs: objects with
 -- keys in a given order, arrays, strings, integers, floats and booleans.
 
+local compat = require "conntrack.ctl.compat"
+
 local M = {}
+
+local is_integer = compat.is_integer
+-- 5.3+ concatenate integers exactly; before, "%.14g" would round big counters
+local exact = math.type and function(v) return v end or function(v) return ("%d"):format(v) end
 
 local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
                   ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
@@ -28,7 +34,7 @@ function encode(v, keys)
   if t == "boolean" then return v and "true" or "false" end
   if t == "nil" then return "null" end
   if t == "number" then
-    if math.type(v) == "integer" then return tostring(v) end
+    if is_integer(v) then return ("%d"):format(v) end
     if v ~= v or v == math.huge or v == -math.huge then return "null" end
     return (("%.16g"):format(v):gsub(",", "."))
   end
@@ -74,8 +80,8 @@ function M.object(t, keys)
       local tv = type(v)
       if tv == "string" then
         out[n + 3] = v:find('[%c"\\]') and string_value(v) or '"' .. v .. '"'
-      elseif tv == "number" and math.type(v) == "integer" then
-        out[n + 3] = v
+      elseif tv == "number" and is_integer(v) then
+        out[n + 3] = exact(v)
       else
         out[n + 3] = encode(v)
       end

@@ -21,6 +21,7 @@
 -- addresses (10.1), a stray non-option argument, -Lexpect listing conntrack.
 
 local getopt = require "conntrack.ctl.getopt"
+local compat = require "conntrack.ctl.compat"
 local protos = require "conntrack.ctl.protos"
 local addr = require "conntrack.ctl.addr"
 local labels = require "conntrack.ctl.labels"
@@ -128,7 +129,7 @@ local function strict_number(text, base, max)
   elseif text:match("^%d+$") then
     v = tonumber(text)
   end
-  if v == nil or math.type(v) ~= "integer" or v < 0 or v > max then return nil end
+  if v == nil or not compat.is_integer(v) or v < 0 or v > max then return nil end
   return v
 end
 

@@ -46,8 +46,8 @@ local function l4_pair(flow, which)
     local id, code = flow.icmp_id or 0, flow.icmp_code or 0
     local otype = flow.icmp_type or 0
     local rtype = ICMP_REPLY[proto == "icmp" and 1 or 58][otype] or 0
-    if which == "src" then return id, (rtype << 8) | code end
-    return (otype << 8) | code, id
+    if which == "src" then return id, rtype * 256 + code end
+    return otype * 256 + code, id
   end
   if which == "src" then return flow.orig_sport or 0, flow.reply_dport or 0 end
   return flow.orig_dport or 0, flow.reply_sport or 0

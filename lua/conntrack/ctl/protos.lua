@@ -117,7 +117,9 @@ end
 -- ntohl(): the kernel holds it byte-swapped, consistently. The same swap
 -- keeps `-o save` output and -R input identical to conntrack's.
 local function bswap32(v)
-  return ((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >> 8) & 0xff00) | ((v >> 24) & 0xff)
+  local b = {}
+  for i = 1, 4 do b[i] = v % 256; v = math.floor(v / 256) end   -- integers stay integers in 5.3+
+  return ((b[1] * 256 + b[2]) * 256 + b[3]) * 256 + b[4]
 end
 M.bswap32 = bswap32
 

@@ -2,6 +2,8 @@
 -- fields, compiled once in a sandbox that holds only those fields and a few
 -- pure functions. A name that is neither is refused before anything runs.
 
+local compat = require "conntrack.ctl.compat"
+
 local M = {}
 
 -- The module's field vocabulary (conntrack's fields.c), and its aliases.
@@ -99,7 +101,7 @@ function M.compile(expr)
     end,
     __newindex = function(_, k) error(("--where cannot assign '%s'"):format(tostring(k)), 2) end,
   })
-  local chunk, err = load("return (" .. expr .. "\n)", "=--where", "t", env)
+  local chunk, err = compat.load_text("return (" .. expr .. "\n)", "=--where", env)
   if not chunk then
     error({ ctl_status = 2, message = ("invalid --where expression: %s"):format((err:gsub("^%-%-where:%d+: ", ""))) }, 0)
   end

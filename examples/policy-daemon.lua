@@ -1,0 +1,154 @@
+-- examples/policy-daemon.lua: a small policy daemon on conntrack events.
+--  * marks new SSH flows (TCP port 22) coming from outside the local prefixes,
+--    so that tc or policy routing can treat them apart;
+--  * caps the idle timeout of UDP flows: every SWEEP seconds, UDP flows with
+--    more than UDP_IDLE seconds left get UDP_IDLE (the kernel resets the
+--    timeout on each packet, so only flows that stay silent expire);
+--  * logs each finished flow with its packet and byte counts (accounting);
+--  * survives lost events: it logs the overflow, re-reads the table
+--    (resync) and applies the SSH policy to the flows read again.
+-- Settings come from the environment: LOCAL_PREFIXES (comma-separated,
+-- default "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"), SSH_MARK
+-- (0x22), UDP_IDLE (30), SWEEP (5), EVENT_BUFFER (bytes; the module's
+-- default). With SECONDS it stops after that many seconds without an event.
+--   sysctl -w net.netfilter.nf_conntrack_acct=1    # for the byte counts
+--   LOCAL_PREFIXES=192.168.1.0/24 lua5.4 examples/policy-daemon.lua [SECONDS]
+local conntrack = require "conntrack"
+
+local function setting(name, default)
+  local value = os.getenv(name)
+  if value == nil or value == "" then return default end
+  return value
+end
+local LOCAL_PREFIXES = setting("LOCAL_PREFIXES", "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7")
+local SSH_MARK = tonumber(setting("SSH_MARK", "0x22"))
+local UDP_IDLE = tonumber(setting("UDP_IDLE", "30"))
+local SWEEP = tonumber(setting("SWEEP", "5"))
+local BUFFER = tonumber(setting("EVENT_BUFFER", ""))
+local QUIET = tonumber(arg[1] or "")
+
+io.stdout:setvbuf("line")
+local function log(fmt, ...)
+  print(os.date("%Y-%m-%d %H:%M:%S ") .. fmt:format(...))
+end
+
+---- prefixes, in plain Lua (5.1 has no bit operators) ----
+
+-- An address as a string of its bits, "0" and "1": 32 of them for IPv4, 128
+-- for IPv6 (written as the kernel writes it: "::" at most once, no dotted
+-- IPv4 part). A prefix of N bits matches when the first N characters do.
+local function bits(address)
+  local words, width = {}, 8
+  if address:find(":", 1, true) then
+    width = 16
+    local function hex(text, list)
+      for word in text:gmatch("[^:]+") do list[#list + 1] = tonumber(word, 16) end
+      return list
+    end
+    local head, tail = address:match("^(.-)::(.*)$")
+    if head then                     -- "::" stands for as many zero words as are missing
+      local after = hex(tail, {})
+      words = hex(head, {})
+      for _ = 1, 8 - #words - #after do words[#words + 1] = 0 end
+      for _, word in ipairs(after) do words[#words + 1] = word end
+    else
+      words = hex(address, {})
+    end
+  else
+    for byte in address:gmatch("%d+") do words[#words + 1] = tonumber(byte) end
+  end
+  local out = {}
+  for _, word in ipairs(words) do
+    for bit = width - 1, 0, -1 do
+      out[#out + 1] = math.floor(word / 2 ^ bit) % 2 == 1 and "1" or "0"
+    end
+  end
+  return table.concat(out)
+end
+
+local LOCAL = {}
+for prefix in LOCAL_PREFIXES:gmatch("[^,%s]+") do
+  local network, length = prefix:match("^([^/]+)/?(%d*)$")
+  local b = bits(network)
+  LOCAL[#LOCAL + 1] = { bits = b:sub(1, tonumber(length) or #b), size = #b }
+end
+
+local function is_local(address)
+  local b = bits(address)
+  for _, prefix in ipairs(LOCAL) do
+    -- the size keeps an IPv4 prefix from matching an IPv6 address
+    if prefix.size == #b and b:sub(1, #prefix.bits) == prefix.bits then return true end
+  end
+  return false
+end
+
+---- the policies ----
+
+local ct = assert(conntrack.open())
+
+-- "192.0.2.1:22", "[2001:db8::1]:22"; ICMP has no ports
+local function endpoint(address, port)
+  if address:find(":", 1, true) then address = "[" .. address .. "]" end
+  return port and address .. ":" .. port or address
+end
+
+local function mark_outside_ssh(flow)
+  if flow.proto ~= "tcp" or flow.orig_dport ~= 22 or flow.mark == SSH_MARK or is_local(flow.orig_src) then
+    return
+  end
+  -- the flow may be gone by now (a port scan's probe): no error for a policy
+  local ok, err = ct:update(flow, { mark = SSH_MARK })
+  if ok then
+    log("ssh from outside: %s -> %s marked 0x%x", endpoint(flow.orig_src, flow.orig_sport),
+        endpoint(flow.orig_dst, flow.orig_dport), SSH_MARK)
+  elseif not err:match("no such flow") then
+    log("cannot mark %s: %s", tostring(flow), err)
+  end
+end
+
+local function cap_udp_timeouts()
+  local n = assert(ct:update({ proto = "udp", where = function(flow) return flow.timeout > UDP_IDLE end },
+                             { timeout = UDP_IDLE }))
+  if n > 0 then log("udp: %d flows now expire after %s s of silence", n, UDP_IDLE) end
+end
+
+local function account(flow)
+  log("end: %s %s -> %s packets %d/%d bytes %d/%d", flow.proto, endpoint(flow.orig_src, flow.orig_sport),
+      endpoint(flow.orig_dst, flow.orig_dport), flow.orig_packets or 0, flow.reply_packets or 0,
+      flow.orig_bytes or 0, flow.reply_bytes or 0)
+end
+
+-- What each kind of event gets (called as dispatch calls handlers: flow, kind).
+local handlers = {
+  new = mark_outside_ssh,
+  destroy = account,
+  overflow = function(count) log("events lost (overflow %d): reading the table again", count) end,
+  sync = mark_outside_ssh,          -- each flow read again after an overflow
+  synced = function() log("table read again: policy applied") end,
+}
+
+---- the loop ----
+
+-- Updates make UPDATE events of their own: not subscribing to them keeps
+-- the daemon from hearing its own changes.
+local sub = assert(ct:events{ "new", "destroy", resync = true, buffer = BUFFER })
+log("policy daemon: local %s, ssh mark 0x%x, udp idle %s s", LOCAL_PREFIXES, SSH_MARK, UDP_IDLE)
+
+-- One-second waits: the sweep is due between events, and Ctrl-C is seen.
+local next_sweep, idle = os.time(), 0
+while not QUIET or idle < QUIET do
+  local kind, flow = sub:next(1)
+  if kind then
+    idle = 0
+    handlers[kind](flow, kind)
+  else
+    idle = idle + 1
+  end
+  if os.time() >= next_sweep then
+    cap_udp_timeouts()
+    next_sweep = os.time() + SWEEP
+  end
+end
+log("policy daemon: %s s without events, stopping", QUIET)
+sub:close()
+ct:close()
