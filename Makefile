@@ -11,7 +11,8 @@ endif
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN      = -Wall -Wextra -Werror -std=gnu11 -fPIC
-CPPFLAGS += $(shell pkg-config --cflags $(LUA) libnetfilter_conntrack libmnl)
+LUA_CFLAGS ?= $(shell pkg-config --cflags $(LUA))   # luarocks passes its own
+CPPFLAGS += $(LUA_CFLAGS) $(shell pkg-config --cflags libnetfilter_conntrack libmnl)
 LIBS      = $(shell pkg-config --libs libnetfilter_conntrack libmnl)
 OBJS      = $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/*.c))
 BUSTED   ?= busted --lua=$(LUA)

@@ -22,31 +22,25 @@ external_dependencies = {
                            library = "netfilter_conntrack" },
    MNL = { header = "libmnl/libmnl.h", library = "mnl" },
 }
+-- Built and installed by the Makefile (module, conntrack.ctl, the command,
+-- its manual page): LuaRocks' builtin type would also copy lua/ctl.lua in as
+-- a stray top-level module "ctl". Each Lua's headers get a build directory
+-- of their own, so one checkout serves several versions.
 build = {
-   type = "builtin",
-   modules = {
-      conntrack = {
-         sources = { "src/conntrack.c", "src/dump.c", "src/fields.c", "src/filter.c",
-                     "src/flow.c", "src/nl.c", "src/ops.c", "src/change.c", "src/events.c",
-                     "src/sweep.c", "src/validate.c" },
-         defines = { "_GNU_SOURCE" },
-         libraries = { "netfilter_conntrack", "mnl" },
-         incdirs = { "$(NETFILTER_CONNTRACK_INCDIR)", "$(MNL_INCDIR)" },
-         libdirs = { "$(NETFILTER_CONNTRACK_LIBDIR)", "$(MNL_LIBDIR)" },
-      },
-      ["conntrack.ctl"] = "lua/ctl.lua",
-      ["conntrack.ctl.addr"] = "lua/conntrack/ctl/addr.lua",
-      ["conntrack.ctl.commands"] = "lua/conntrack/ctl/commands.lua",
-      ["conntrack.ctl.compat"] = "lua/conntrack/ctl/compat.lua",
-      ["conntrack.ctl.events"] = "lua/conntrack/ctl/events.lua",
-      ["conntrack.ctl.getopt"] = "lua/conntrack/ctl/getopt.lua",
-      ["conntrack.ctl.help"] = "lua/conntrack/ctl/help.lua",
-      ["conntrack.ctl.json"] = "lua/conntrack/ctl/json.lua",
-      ["conntrack.ctl.labels"] = "lua/conntrack/ctl/labels.lua",
-      ["conntrack.ctl.options"] = "lua/conntrack/ctl/options.lua",
-      ["conntrack.ctl.output"] = "lua/conntrack/ctl/output.lua",
-      ["conntrack.ctl.protos"] = "lua/conntrack/ctl/protos.lua",
-      ["conntrack.ctl.where"] = "lua/conntrack/ctl/where.lua",
+   type = "make",
+   build_variables = {
+      LUA = "$(LUA)",
+      LUA_CFLAGS = "-I$(LUA_INCDIR)",
+      BUILD = "build/rock$(LUA_INCDIR)",
+      CFLAGS = "$(CFLAGS)",
    },
-   install = { bin = { ["lua-conntrack"] = "lua/ctl.lua" } },
+   install_variables = {
+      LUA = "$(LUA)",
+      LUA_CFLAGS = "-I$(LUA_INCDIR)",
+      BUILD = "build/rock$(LUA_INCDIR)",
+      PREFIX = "$(PREFIX)",
+      LIBDIR = "$(LIBDIR)",
+      SHAREDIR = "$(LUADIR)",
+      BINDIR = "$(BINDIR)",
+   },
 }
