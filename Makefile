@@ -78,8 +78,8 @@ fuzz/%-fuzzer: fuzz/%.c $(wildcard src/*.c) src/lct.h
 	clang $(FUZZ_FLAGS) $(CPPFLAGS) -o $@ $< $(wildcard src/*.c) \
 	  $(shell pkg-config --libs $(LUA) libnetfilter_conntrack libmnl)
 
-fuzz: fuzz/parse-fuzzer fuzz/filter-fuzzer
-	@for t in parse filter; do \
+fuzz: fuzz/parse-fuzzer fuzz/filter-fuzzer fuzz/differential-fuzzer
+	@for t in parse filter differential; do \
 	  mkdir -p fuzz/out/$$t && fuzz/$$t-fuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    -artifact_prefix=fuzz/crashes/$$t- fuzz/out/$$t fuzz/corpus/$$t 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; \
 	done

@@ -499,3 +499,53 @@ describe("flow fields", function()
     assert.same(listed("--dst-nat"), dnat)
   end)
 end)
+
+-- The lines of a dump with `format` are written from each kernel message
+-- (src/format.c) where it can, by libnetfilter_conntrack elsewhere; with
+-- batch = true many come at once, each ending in "\n", with their number.
+local function dump_lines(format, batch)
+  local lines = {}
+  if not batch then
+    for line in ns.handle():dump(nil, { format = format }) do lines[#lines + 1] = line end
+    return lines
+  end
+  for text, n in ns.handle():dump(nil, { format = format, batch = true }) do
+    local count = 0
+    for line in text:gmatch("([^\n]*)\n") do
+      lines[#lines + 1] = line
+      count = count + 1
+    end
+    assert.equal(n, count)
+    assert.equal("\n", text:sub(-1))
+  end
+  return lines
+end
+
+describe("ct:dump{ format = }", function()
+  for _, format in ipairs{ "", "extended", "id", "extended,id", "ktimestamp", "extended,id,ktimestamp" } do
+    local args = format ~= "" and "-o " .. format or ""
+    local extended = format:find("extended") ~= nil
+    -- (ours are read first: assert_same_lines allows for the clocks of a later read)
+    it(("yields the lines conntrack -L %s prints, one by one and in batches #diff"):format(args), function()
+      fill_all()
+      local single, batched = dump_lines(format), dump_lines(format, true)
+      local theirs = reference_lines(args)
+      assert_same_lines(single, theirs, extended)
+      assert_same_lines(batched, theirs, extended)
+    end)
+
+    it(("yields the lines conntrack -L %s prints with accounting and timestamps on #diff"):format(args), function()
+      fill_all{ accounting = true }
+      local single, batched = dump_lines(format), dump_lines(format, true)
+      local theirs = reference_lines(args)
+      assert.matches("packets=%d+ bytes=%d+", table.concat(batched, "\n"))
+      assert_same_lines(single, theirs, extended)
+      assert_same_lines(batched, theirs, extended)
+    end)
+  end
+
+  it("yields the <flow> lines of conntrack -L -o xml in batches #diff", function()
+    fill_all{ accounting = true }
+    assert_same_lines(dump_lines("xml", true), reference_lines("-o xml", "^<flow>"))
+  end)
+end)

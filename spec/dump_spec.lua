@@ -326,6 +326,46 @@ describe("ct:dump options", function()
     for _, line in ipairs(lines) do assert.matches("id=%d+$", line) end
   end)
 
+  -- the lines of a batch dump, and the number of batches
+  local function batch_lines(filter, format)
+    local lines, batches, total = {}, 0, 0
+    for text, n in ct:dump(filter, { format = format, batch = true }) do
+      batches, total = batches + 1, total + n
+      assert.equal("\n", text:sub(-1))
+      for line in text:gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+    end
+    assert.equal(total, #lines)
+    return lines, batches
+  end
+
+  it("yields with batch the lines of a datagram at once, each ending in a newline, with their number", function()
+    fill_udp(1, 2000)
+    local function untimed(line) return (line:gsub("^(.-%a%w*%s+%d+ )%d+", "%1T")) end
+    local lines, batches = batch_lines(nil, "extended")
+    assert.equal(#ns.sample + 2000, #lines)
+    -- a datagram holds many flows, and the table needs many datagrams
+    assert.is_true(batches > 1 and batches < #lines / 10)
+    local expected = {}
+    for line in ct:dump(nil, { format = "extended" }) do expected[#expected + 1] = untimed(line) end
+    for i, line in ipairs(lines) do lines[i] = untimed(line) end
+    table.sort(expected)
+    table.sort(lines)
+    assert.same(expected, lines)
+  end)
+
+  it("applies the filter and the predicate to batches", function()
+    local lines = batch_lines({ family = "ipv6", where = function(f) return f.proto ~= "udp" end }, "id")
+    assert.equal(2, #lines)
+    for _, line in ipairs(lines) do assert.matches("id=%d+$", line) end
+    assert.same({}, batch_lines({ orig_src = "10.99.0.1" }, ""))
+  end)
+
+  it("refuses batch without format", function()
+    local ok, err = pcall(ct.dump, ct, nil, { batch = true })
+    assert.is_false(ok)
+    assert.equal("bad argument 'batch': batches are of lines (it needs 'format')", err)
+  end)
+
   it("reads the dying and unconfirmed lists, empty on a quiet table", function()
     assert.same({}, collect(ct:dump(nil, { list = "dying" })))
     assert.same({}, collect(ct:dump(nil, { list = "unconfirmed" })))
@@ -335,7 +375,7 @@ describe("ct:dump options", function()
   it("refuses unknown options and lists by name", function()
     local ok, err = pcall(ct.dump, ct, nil, { lsit = "dying" })
     assert.is_false(ok)
-    assert.equal("bad argument 'lsit': the options of dump are 'zero', 'list' and 'format'", err)
+    assert.equal("bad argument 'lsit': the options of dump are 'zero', 'list', 'format' and 'batch'", err)
     ok, err = pcall(ct.dump, ct, nil, { list = "dead" })
     assert.equal("bad argument 'list': expected \"conntrack\", \"dying\" or \"unconfirmed\"", err)
     ok, err = pcall(ct.dump, ct, nil, { format = "extended,bogus" })

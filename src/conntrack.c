@@ -31,6 +31,8 @@ const char *lct_strerror(int err)
 	case ENOSPC: return "no room for labels (a ct label rule in the namespace makes it)";
 	/* what the kernel answers a create once nf_conntrack_max is reached */
 	case ENOMEM: return "the table is full (nf_conntrack_max) or memory is short";
+	/* nl.c's answer to a dump the kernel marks NLM_F_DUMP_INTR */
+	case EINTR:  return "the table changed during the dump (NLM_F_DUMP_INTR): dump again";
 	}
 	return strerror(err);
 }

@@ -27,6 +27,8 @@ struct dump {
 	struct nf_conntrack *scratch;  /* the flow being parsed, until a match adopts it */
 	int state;
 	int lines;                     /* yield formatted lines instead of flows */
+	int batch;                     /* yield the lines of a datagram at once */
+	int last;                      /* ended, its last lines yielded: the next step ends the loop */
 	struct format format;
 	char buf[LCT_RECV_SIZE];
 };
@@ -47,6 +49,7 @@ static int dump_close(lua_State *L)
 
 	if (d->state != DUMP_CLOSED)
 		dump_release(d, DUMP_CLOSED);
+	d->last = 0;
 	return 0;
 }
 
@@ -62,50 +65,164 @@ static int is_conntrack(const struct nlmsghdr *nlh)
 	       NFNL_MSG_TYPE(nlh->nlmsg_type) == IPCTNL_MSG_CT_NEW;
 }
 
-/* The generic-for step: the next flow that passes the C filter and the
- * predicate (user value 1), or nil at the end of the table. */
-static int dump_step(lua_State *L)
+/* The next flow that passes the C filter: 1 and *msg, the flow parsed into
+ * d->scratch if `parse` (else only checked); 0 at the end of the table. */
+static int next_flow(lua_State *L, struct dump *d, const struct nlmsghdr **msg, int parse)
 {
-	struct dump *d = luaL_checkudata(L, 1, LCT_DUMP);
-	const struct nlmsghdr *msg;
 	int rc;
 
-	if (d->state == DUMP_CLOSED)
-		return luaL_error(L, "attempt to use a closed dump");
 	while (d->state == DUMP_RUNNING) {
-		if ((rc = nl_reply_next(&d->reply, &msg)) <= 0) {
+		if ((rc = nl_reply_next(&d->reply, msg)) <= 0) {
 			if (rc < 0)
 				return dump_fail(L, d, rc);
 			dump_release(d, DUMP_ENDED);
 			break;
 		}
-		if (!is_conntrack(msg))
+		if (!is_conntrack(*msg))
 			continue;
+		if (!parse) {
+			if (lct_check_message(*msg) < 0)
+				return dump_fail(L, d, -EBADMSG);
+			return 1;
+		}
 		if (lct_scratch_ready(&d->scratch) < 0)
 			return dump_fail(L, d, -ENOMEM);
-		if (lct_parse_message(msg, d->scratch) < 0)
+		if (lct_parse_message(*msg, d->scratch) < 0)
 			return dump_fail(L, d, -EBADMSG);
-		if (!lct_filter_match(&d->filter, d->scratch))
-			continue;
-		if (d->lines && !d->filter.has_where) {
-			lct_push_line(L, d->scratch, NFCT_T_UNKNOWN, 0, &d->format);
+		if (lct_filter_match(&d->filter, d->scratch))
 			return 1;
+	}
+	return 0;
+}
+
+/* The upvalues of the step: the metatables of dumps and of flows that
+ * embed their nf_conntrack. */
+#define DUMP_MT lua_upvalueindex(1)
+#define FLOW_MT lua_upvalueindex(2)
+
+/* Pushes the flow in d->scratch and calls the predicate (user value 1) with
+ * it: 1 with the flow left on the stack if it is accepted, else 0. */
+static int accepted(lua_State *L, struct dump *d)
+{
+	lct_flow_adopt_mt(L, &d->scratch, FLOW_MT);
+	lua_getiuservalue(L, 1, 1);
+	lua_pushvalue(L, -2);
+	lua_call(L, 1, 1);
+	if (lua_toboolean(L, -1)) {
+		lua_pop(L, 1);
+		return 1;
+	}
+	lua_pop(L, 2);
+	return 0;
+}
+
+/* The line of the flow in msg into line (LCT_LINE_MAX bytes), written from
+ * the message (format.c): its length, or -1 where only the library can. */
+static int fast_line(const struct dump *d, const struct nlmsghdr *msg, char *line)
+{
+	if (d->format.type != NFCT_O_DEFAULT)
+		return -1;
+	return lct_format_message(line, msg, NFCT_T_UNKNOWN, d->format.flags, d->format.labels);
+}
+
+/* Pushes the library's line of the flow in msg: ct is the flow parsed, or
+ * NULL when it was only checked (it is parsed now). */
+static void push_library_line(lua_State *L, struct dump *d, const struct nlmsghdr *msg,
+                              const struct nf_conntrack *ct)
+{
+	if (ct == NULL) {
+		if (lct_scratch_ready(&d->scratch) < 0)
+			dump_fail(L, d, -ENOMEM);
+		if (lct_parse_message(msg, d->scratch) < 0)
+			dump_fail(L, d, -EBADMSG);
+		ct = d->scratch;
+	}
+	lct_push_line(L, ct, NFCT_T_UNKNOWN, 0, &d->format);
+}
+
+static const struct nf_conntrack *top_flow(lua_State *L)
+{
+	return ((const struct flow *)lua_touserdata(L, -1))->ct;
+}
+
+/* The batch step: the lines of the flows left in the datagram at hand (at
+ * least one flow's, reading on if it held none), as one string of lines
+ * each ending in "\n", and their number; nil at the end of the table. With
+ * a predicate, one line a step: an error it raises loses no line it
+ * accepted. The buffer is used with a balanced stack between its
+ * operations. */
+static int dump_batch(lua_State *L, struct dump *d, int parse)
+{
+	char line[LCT_LINE_MAX];
+	const struct nlmsghdr *msg;
+	luaL_Buffer b;
+	int n = 0, len;
+
+	luaL_buffinit(L, &b);
+	while ((n == 0 || (nl_reply_buffered(&d->reply) && !d->filter.has_where)) && next_flow(L, d, &msg, parse)) {
+		const struct nf_conntrack *ct = parse ? d->scratch : NULL;
+		int flow = d->filter.has_where;
+		if (flow) {
+			if (!accepted(L, d))
+				continue;
+			ct = top_flow(L);
 		}
-		lct_flow_adopt(L, &d->scratch);
-		if (!d->filter.has_where)
-			return 1;
-		lua_getiuservalue(L, 1, 1);
-		lua_pushvalue(L, -2);
-		lua_call(L, 1, 1);
-		if (lua_toboolean(L, -1)) {
-			lua_pop(L, 1);
-			if (d->lines) {
-				lct_push_line(L, ((struct flow *)lua_touserdata(L, -1))->ct, NFCT_T_UNKNOWN, 0, &d->format);
+		if ((len = fast_line(d, msg, line)) >= 0) {
+			if (flow)
+				lua_pop(L, 1);
+			line[len] = '\n';
+			luaL_addlstring(&b, line, (size_t)len + 1);
+		} else {
+			push_library_line(L, d, msg, ct);
+			if (flow)
 				lua_remove(L, -2);
-			}
-			return 1;
+			luaL_addvalue(&b);
+			luaL_addchar(&b, '\n');
 		}
-		lua_pop(L, 2);
+		n++;
+	}
+	if (n == 0) {
+		lua_pushnil(L);
+		return 1;
+	}
+	d->last = d->state != DUMP_RUNNING;
+	luaL_pushresult(&b);
+	lua_pushinteger(L, n);
+	return 2;
+}
+
+/* The generic-for step: the next flow that passes the C filter and the
+ * predicate (user value 1), or its line, or nil at the end of the table.
+ * Lines of flows no filter needs parsed are written from the message. */
+static int dump_step(lua_State *L)
+{
+	struct dump *d = lua_touserdata(L, 1);
+	const struct nlmsghdr *msg;
+	char line[LCT_LINE_MAX];
+	int len, parse;
+
+	/* the metatable compared directly: cheaper than luaL_checkudata's lookup by name */
+	if (d == NULL || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, DUMP_MT))
+		d = luaL_checkudata(L, 1, LCT_DUMP);
+	lua_settop(L, 1);
+	parse = !d->lines || d->filter.nterms > 0 || d->filter.has_where;
+	if (d->state == DUMP_CLOSED && !d->last)
+		return luaL_error(L, "attempt to use a closed dump");
+	d->last = 0;
+	if (d->batch)
+		return dump_batch(L, d, parse);
+	while (next_flow(L, d, &msg, parse)) {
+		if (d->filter.has_where && !accepted(L, d))
+			continue;
+		if (!d->lines) {
+			if (!d->filter.has_where)
+				lct_flow_adopt_mt(L, &d->scratch, FLOW_MT);
+		} else if ((len = fast_line(d, msg, line)) >= 0) {
+			lua_pushlstring(L, line, (size_t)len);
+		} else {
+			push_library_line(L, d, msg, d->filter.has_where ? top_flow(L) : parse ? d->scratch : NULL);
+		}
+		return 1;
 	}
 	lua_pushnil(L);
 	return 1;
@@ -115,12 +232,16 @@ static int dump_step(lua_State *L)
  * { list = "dying" | "unconfirmed" } reads those lists instead of the table;
  * { format = "extended,id" } yields each flow's line (as flow:format would
  * give it) instead of the flow: no flow object is made unless a predicate
- * needs one. */
-static uint16_t check_dump_opts(lua_State *L, int idx, int *lines, struct format *fmt)
+ * needs one; with batch = true the lines of a whole datagram come at once,
+ * with their number (fewer, larger writes: what lua-conntrack -L uses). */
+static uint16_t check_dump_opts(lua_State *L, int idx, int *lines, int *batch, struct format *fmt)
 {
 	uint16_t type = IPCTNL_MSG_CT_GET;
 
-	*lines = 0;
+	*lines = *batch = 0;
+	fmt->type = NFCT_O_DEFAULT;
+	fmt->flags = 0;
+	fmt->labels = 0;
 	if (lua_isnoneornil(L, idx))
 		return type;
 	luaL_checktype(L, idx, LUA_TTABLE);
@@ -141,11 +262,15 @@ static uint16_t check_dump_opts(lua_State *L, int idx, int *lines, struct format
 		} else if (strcmp(key, "format") == 0) {
 			lct_check_format(L, lua_gettop(L), fmt);
 			*lines = 1;
+		} else if (strcmp(key, "batch") == 0) {
+			*batch = lua_toboolean(L, -1);
 		} else {
-			luaL_error(L, "bad argument '%s': the options of dump are 'zero', 'list' and 'format'", key);
+			luaL_error(L, "bad argument '%s': the options of dump are 'zero', 'list', 'format' and 'batch'", key);
 		}
 		lua_pop(L, 1);
 	}
+	if (*batch && !*lines)
+		luaL_error(L, "bad argument 'batch': batches are of lines (it needs 'format')");
 	return type;
 }
 
@@ -158,16 +283,18 @@ int lct_dump(lua_State *L)
 	struct dump *d;
 	struct format fmt;
 	uint16_t type;
-	int rc, lines;
+	int rc, lines, batch;
 
 	lct_filter_parse(L, 2, &filter);
-	type = check_dump_opts(L, 3, &lines, &fmt);
+	type = check_dump_opts(L, 3, &lines, &batch, &fmt);
 	d = lua_newuserdatauv(L, sizeof(*d), 1);
 	d->nl.sock = NULL;
 	d->scratch = NULL;
 	d->state = DUMP_CLOSED;
 	d->filter = filter;
 	d->lines = lines;
+	d->batch = batch;
+	d->last = 0;
 	d->format = fmt;
 	luaL_setmetatable(L, LCT_DUMP);
 	lct_filter_push_where(L, 2);
@@ -183,7 +310,9 @@ int lct_dump(lua_State *L)
 		return dump_fail(L, d, rc);
 	nl_reply_init(&d->reply, &d->nl, d->buf, sizeof(d->buf));
 
-	lua_pushcfunction(L, dump_step);
+	luaL_getmetatable(L, LCT_DUMP);
+	luaL_getmetatable(L, LCT_FLOW_PLAIN);
+	lua_pushcclosure(L, dump_step, 2);
 	lua_insert(L, -2);
 	lua_pushnil(L);
 	lua_pushvalue(L, -2);

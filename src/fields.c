@@ -309,7 +309,7 @@ void fields_push(lua_State *L, const struct nf_conntrack *ct, int field)
 	case K_ADDR:
 		if (!fields_read_addr(ct, field, &a))
 			break;
-		lua_pushstring(L, inet_ntop(a.family, a.a, text, sizeof(text)));
+		lua_pushlstring(L, text, (size_t)(lct_addr_text(text, a.family, a.a) - text));
 		return;
 	case K_LABELS:
 		if (!nfct_attr_is_set(ct, f->attr))

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 
 #include "lct.h"
@@ -237,6 +238,72 @@ int lct_filter_match(const struct filter *f, const struct nf_conntrack *ct)
 	for (i = 0; i < f->nterms; i++)
 		if (!match_term(&f->terms[i], ct))
 			return 0;
+	return 1;
+}
+
+/* Filters of addresses (and the family) alone are matched on the message
+ * itself, without parsing it (a delete by prefix, a listing by address). */
+int lct_filter_on_message(const struct filter *f)
+{
+	int i;
+
+	for (i = 0; i < f->nterms; i++) {
+		enum field_kind kind = lct_fields[f->terms[i].field].kind;
+		if (kind != K_ADDR && kind != K_FAMILY)
+			return 0;
+	}
+	return 1;
+}
+
+/* An address field of a validated message, read as the parsed flow would
+ * give it (fields_read_addr): the family is the message's if it has an
+ * original tuple; an IPv6 attribute overwrites an IPv4 one in the library's
+ * union. */
+static int message_addr(const struct nlattr *const *tb, uint8_t family, const struct field *fd, struct addr *a)
+{
+	const struct nlattr *tuple = tb[fd->attr == ATTR_ORIG_IPV4_SRC || fd->attr == ATTR_ORIG_IPV4_DST ?
+	                                CTA_TUPLE_ORIG : CTA_TUPLE_REPLY];
+	int src = fd->attr == ATTR_ORIG_IPV4_SRC || fd->attr == ATTR_REPL_IPV4_SRC;
+	const struct nlattr *t[CTA_TUPLE_MAX + 1], *ip[CTA_IP_MAX + 1], *v4, *v6;
+
+	if (tb[CTA_TUPLE_ORIG] == NULL || tuple == NULL)
+		return 0;
+	lct_attrs_of(LCT_PAYLOAD(tuple), LCT_PAYLOAD_LEN(tuple), t, CTA_TUPLE_MAX);
+	if (t[CTA_TUPLE_IP] == NULL)
+		return 0;
+	lct_attrs_of(LCT_PAYLOAD(t[CTA_TUPLE_IP]), LCT_PAYLOAD_LEN(t[CTA_TUPLE_IP]), ip, CTA_IP_MAX);
+	v4 = ip[src ? CTA_IP_V4_SRC : CTA_IP_V4_DST];
+	v6 = ip[src ? CTA_IP_V6_SRC : CTA_IP_V6_DST];
+	if ((family == AF_INET ? v4 : v6) == NULL)
+		return 0;
+	memset(a, 0, sizeof(*a));
+	a->family = family;
+	a->plen = family == AF_INET ? 32 : 128;
+	memcpy(a->a, LCT_PAYLOAD(v6 ? v6 : v4), family == AF_INET ? 4 : 16);
+	return 1;
+}
+
+/* lct_filter_match for a filter lct_filter_on_message accepts, on a message
+ * checked by lct_check_message. */
+int lct_filter_match_message(const struct filter *f, const struct nlmsghdr *nlh)
+{
+	const struct nlattr *tb[CTA_TUPLE_REPLY + 1];
+	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
+	uint8_t family = ((const struct nfgenmsg *)mnl_nlmsg_get_payload(nlh))->nfgen_family;
+	struct addr a;
+	int i;
+
+	lct_attrs_of((const char *)nlh + head, (int)(nlh->nlmsg_len - head), tb, CTA_TUPLE_REPLY);
+	for (i = 0; i < f->nterms; i++) {
+		const struct term *t = &f->terms[i];
+		const struct field *fd = &lct_fields[t->field];
+		if (fd->kind == K_FAMILY) {
+			if (tb[CTA_TUPLE_ORIG] == NULL || family != t->value)
+				return 0;
+		} else if (!message_addr(tb, family, fd, &a) || !match_addr(&t->addr, &a)) {
+			return 0;
+		}
+	}
 	return 1;
 }
 

@@ -23,16 +23,34 @@ static size_t ct_size(void)
 #pragma GCC diagnostic pop
 }
 
-struct flow *lct_flow_new(lua_State *L)
+/* Flows have one of two metatables, alike but for __gc: a flow whose
+ * nf_conntrack owns heap memory has LCT_FLOW's, whose __gc frees it; one
+ * that embeds it has LCT_FLOW_PLAIN's, without a finalizer, so that the
+ * collector frees it outright (a finalizer costs each of the flows of a
+ * dump a call and a second collection cycle). mt: the index of the plain
+ * metatable, or 0 to look it up. */
+static struct flow *new_flow(lua_State *L, int embedded, int mt)
 {
 	struct flow *fl = lua_newuserdatauv(L, FLOW_HEADER + ct_size(), 0);
 
 	fl->ct = NULL;
-	fl->embedded = 0;
+	fl->embedded = embedded;
 	fl->type = NFCT_T_UNKNOWN;
 	fl->portid = 0;
-	luaL_setmetatable(L, LCT_FLOW);
+	if (!embedded)
+		luaL_setmetatable(L, LCT_FLOW);
+	else if (mt == 0)
+		luaL_setmetatable(L, LCT_FLOW_PLAIN);
+	else {
+		lua_pushvalue(L, mt);
+		lua_setmetatable(L, -2);
+	}
 	return fl;
+}
+
+struct flow *lct_flow_new(lua_State *L)
+{
+	return new_flow(L, 0, 0);
 }
 
 static int owns_heap(const struct nf_conntrack *ct)
@@ -56,25 +74,54 @@ int lct_scratch_ready(struct nf_conntrack **scratch)
 }
 
 /* Pushes a flow holding the parsed *scratch: its bytes are copied in when it
- * owns no heap memory (the scratch is then reused), else the flow takes it. */
-struct flow *lct_flow_adopt(lua_State *L, struct nf_conntrack **scratch)
+ * owns no heap memory (the scratch is then reused), else the flow takes it.
+ * mt: the index of the flow metatable (a loop's upvalue), or 0. */
+struct flow *lct_flow_adopt_mt(lua_State *L, struct nf_conntrack **scratch, int mt)
 {
-	struct flow *fl = lct_flow_new(L);
+	int heap = owns_heap(*scratch);
+	struct flow *fl = new_flow(L, !heap, mt ? lua_absindex(L, mt) : 0);
 
-	if (owns_heap(*scratch)) {
+	if (heap) {
 		fl->ct = *scratch;
 		*scratch = NULL;
 	} else {
 		fl->ct = (struct nf_conntrack *)((char *)fl + FLOW_HEADER);
 		memcpy(fl->ct, *scratch, ct_size());
-		fl->embedded = 1;
 	}
 	return fl;
 }
 
+struct flow *lct_flow_adopt(lua_State *L, struct nf_conntrack **scratch)
+{
+	return lct_flow_adopt_mt(L, scratch, 0);
+}
+
+/* The flow at idx (of either metatable), or NULL. */
+struct flow *lct_to_flow(lua_State *L, int idx)
+{
+	struct flow *fl = lua_touserdata(L, idx);
+	int is_flow;
+
+	if (fl == NULL || !lua_getmetatable(L, idx))
+		return NULL;
+	luaL_getmetatable(L, LCT_FLOW);
+	is_flow = lua_rawequal(L, -1, -2);
+	lua_pop(L, 1);
+	if (!is_flow) {
+		luaL_getmetatable(L, LCT_FLOW_PLAIN);
+		is_flow = lua_rawequal(L, -1, -2);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	return is_flow ? fl : NULL;
+}
+
 struct nf_conntrack *lct_check_flow(lua_State *L, int idx)
 {
-	struct flow *fl = luaL_checkudata(L, idx, LCT_FLOW);
+	struct flow *fl = lct_to_flow(L, idx);
+
+	if (fl == NULL)
+		fl = luaL_checkudata(L, idx, LCT_FLOW);   /* raises the usual error */
 
 	if (fl->ct == NULL)
 		luaL_argerror(L, idx, "empty flow");
@@ -92,12 +139,13 @@ static int flow_gc(lua_State *L)
 }
 
 /* The hottest path of a script reading flows. upvalue 1: the methods;
- * upvalue 2: field name -> field id; upvalue 3: the flow metatable, compared
- * directly (cheaper than luaL_checkudata's lookup by name). */
+ * upvalue 2: field name -> field id; upvalues 3 and 4: the two flow
+ * metatables, compared directly (cheaper than a lookup by name). */
 static int flow_index(lua_State *L)
 {
 	const struct flow *fl = lua_touserdata(L, 1);
-	int is_flow = fl != NULL && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(3));
+	int is_flow = fl != NULL && lua_getmetatable(L, 1) &&
+	              (lua_rawequal(L, -1, lua_upvalueindex(4)) || lua_rawequal(L, -1, lua_upvalueindex(3)));
 
 	if (!is_flow || fl->ct == NULL)
 		lct_check_flow(L, 1);   /* raises the usual error */
@@ -270,8 +318,8 @@ static int flow_eq(lua_State *L)
 }
 
 /* Every message from the kernel goes through here: its attributes are
- * checked (validate.c) before the library reads them. 0, or -1. */
-int lct_parse_message(const struct nlmsghdr *nlh, struct nf_conntrack *ct)
+ * checked (validate.c) before the library or format.c reads them. 0, or -1. */
+int lct_check_message(const struct nlmsghdr *nlh)
 {
 	const struct nfgenmsg *nfh = mnl_nlmsg_get_payload(nlh);
 	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
@@ -280,6 +328,21 @@ int lct_parse_message(const struct nlmsghdr *nlh, struct nf_conntrack *ct)
 	if (nlh->nlmsg_len < head || (nfh->nfgen_family != AF_INET && nfh->nfgen_family != AF_INET6) ||
 	    nl_validate_attrs(nlh) < 0)
 		return -1;
+	return 0;
+}
+
+/* Into a zeroed ct: by parse.c, or by the library for what parse.c leaves
+ * to it (ct zeroed again: parse.c sets nothing that owns memory). */
+int lct_parse_message(const struct nlmsghdr *nlh, struct nf_conntrack *ct)
+{
+	const struct nfgenmsg *nfh = mnl_nlmsg_get_payload(nlh);
+	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
+
+	if (lct_check_message(nlh) < 0)
+		return -1;
+	if (lct_parse_fast(nlh, ct) == 0)
+		return 0;
+	memset(ct, 0, ct_size());
 	/* not nfct_nlmsg_parse: it takes the whole message length for the
 	 * payload's and so reads past the end of the message */
 	return nfct_payload_parse((const char *)nlh + head, nlh->nlmsg_len - head, nfh->nfgen_family, ct) < 0 ? -1 : 0;
@@ -337,16 +400,33 @@ void lct_flow_open(lua_State *L)
 		{ "format", flow_format }, { "totable", flow_totable }, { NULL, NULL }
 	};
 	static const luaL_Reg meta[] = {
-		{ "__gc", flow_gc }, { "__tostring", flow_tostring }, { "__eq", flow_eq },
-		{ "__newindex", flow_newindex }, { NULL, NULL }
+		{ "__tostring", flow_tostring }, { "__eq", flow_eq }, { "__newindex", flow_newindex },
+		{ NULL, NULL }
 	};
+	int i;
 
 	luaL_newmetatable(L, LCT_FLOW);
-	luaL_setfuncs(L, meta, 0);
+	lua_pushcfunction(L, flow_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_newtable(L);                       /* the plain metatable */
+	lua_pushliteral(L, LCT_FLOW);
+	lua_setfield(L, -2, "__name");
+	lua_pushvalue(L, -1);
+	lua_setfield(L, LUA_REGISTRYINDEX, LCT_FLOW_PLAIN);
+	/* the same function values in both: Lua 5.1 compares __eq handlers */
+	for (i = 0; meta[i].name; i++) {
+		lua_pushcfunction(L, meta[i].func);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, -3, meta[i].name);
+		lua_setfield(L, -3, meta[i].name);
+	}
 	luaL_newlib(L, methods);
 	lua_getfield(L, LUA_REGISTRYINDEX, LCT_FIELDS);
-	lua_pushvalue(L, -3);
-	lua_pushcclosure(L, flow_index, 3);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
+	lua_pushvalue(L, -4);
+	lua_pushvalue(L, -4);
+	lua_pushcclosure(L, flow_index, 4);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -3, "__index");
+	lua_setfield(L, -3, "__index");
+	lua_pop(L, 2);
 }

@@ -1,8 +1,9 @@
 /*
  * lct.h: declarations shared by the C files of the conntrack module.
- * nl.c (netlink) and validate.c (message layout) are free of Lua; every other
- * file is one concern of the Lua binding (fields, filters, flows, dumps,
- * operations, changes, sweeps, events, the handle).
+ * nl.c (netlink), validate.c (message layout), parse.c (a message into an
+ * nf_conntrack) and format.c (a message into conntrack's line) are free of
+ * Lua; every other file is one concern of the Lua binding (fields, filters,
+ * flows, dumps, operations, changes, sweeps, events, the handle).
  */
 #ifndef LCT_H
 #define LCT_H
@@ -22,6 +23,7 @@
 /* metatable names, also the __name of each userdata */
 #define LCT_HANDLE "conntrack.handle"
 #define LCT_FLOW   "conntrack.flow"
+#define LCT_FLOW_PLAIN "conntrack.flow (embedded)"   /* the metatable of flows without a finalizer */
 #define LCT_DUMP   "conntrack.dump"
 #define LCT_EVENTS "conntrack.events"
 #define LCT_SWEEP  "conntrack.sweep"    /* scratch of a delete/update by filter */
@@ -68,6 +70,7 @@ int  nl_fd(const struct nl *nl);
 int  nl_send(struct nl *nl, struct nlmsghdr *nlh);
 void nl_reply_init(struct nl_reply *r, struct nl *nl, char *buf, size_t cap);
 int  nl_reply_next(struct nl_reply *r, const struct nlmsghdr **msg);
+int  nl_reply_buffered(const struct nl_reply *r);
 int  nl_request(struct nl *nl, struct nlmsghdr *nlh, char *buf, size_t cap,
                 int (*cb)(const struct nlmsghdr *, void *), void *data);
 struct nlmsghdr *nl_ct_header(char *buf, uint16_t type, uint16_t flags, uint8_t family);
@@ -140,6 +143,8 @@ struct filter {
 
 void lct_filter_parse(lua_State *L, int idx, struct filter *f);
 int  lct_filter_match(const struct filter *f, const struct nf_conntrack *ct);
+int  lct_filter_on_message(const struct filter *f);
+int  lct_filter_match_message(const struct filter *f, const struct nlmsghdr *nlh);
 void lct_filter_to_request(const struct filter *f, struct nlmsghdr *nlh);
 void lct_filter_push_where(lua_State *L, int idx);
 
@@ -172,14 +177,28 @@ void lct_check_format(lua_State *L, int idx, struct format *fmt);
 void lct_push_line(lua_State *L, const struct nf_conntrack *ct, unsigned int ptype, uint32_t portid,
                    const struct format *fmt);
 struct flow *lct_flow_adopt(lua_State *L, struct nf_conntrack **scratch);
+struct flow *lct_flow_adopt_mt(lua_State *L, struct nf_conntrack **scratch, int mt);
 int  lct_scratch_ready(struct nf_conntrack **scratch);
 struct nf_conntrack *lct_check_flow(lua_State *L, int idx);
+struct flow *lct_to_flow(lua_State *L, int idx);   /* the flow at idx, or NULL */
 void lct_flow_open(lua_State *L);
 int  lct_parse(lua_State *L);
 int  lct_parse_message(const struct nlmsghdr *nlh, struct nf_conntrack *ct);
+int  lct_check_message(const struct nlmsghdr *nlh);
 
 /* ---- validate.c: a message checked against the parser's layout, no Lua ---- */
 int  nl_validate_attrs(const struct nlmsghdr *nlh);
+void lct_attrs_of(const void *payload, int len, const struct nlattr **tb, int max);
+#define LCT_PAYLOAD(attr) ((const uint8_t *)(attr) + MNL_ATTR_HDRLEN)
+#define LCT_PAYLOAD_LEN(attr) ((int)(attr)->nla_len - (int)MNL_ATTR_HDRLEN)
+
+/* ---- format.c: conntrack's line from a validated message, no Lua ---- */
+#define LCT_LINE_MAX 1024          /* longer than any line format.c writes */
+int  lct_format_message(char *buf, const struct nlmsghdr *nlh, unsigned int ptype, unsigned int flags, int labels);
+char *lct_addr_text(char *out, int family, const void *addr);   /* out: INET6_ADDRSTRLEN bytes */
+
+/* ---- parse.c: a validated message into an nf_conntrack, no Lua ---- */
+int  lct_parse_fast(const struct nlmsghdr *nlh, struct nf_conntrack *ct);   /* 0, or 1: the library's */
 
 /* ---- conntrack.c: the handle ---- */
 struct handle {

@@ -194,6 +194,12 @@ int nl_reply_next(struct nl_reply *r, const struct nlmsghdr **msg)
 	}
 }
 
+/* Does the datagram at hand hold more of the reply (no receive needed)? */
+int nl_reply_buffered(const struct nl_reply *r)
+{
+	return !r->done && r->off < r->len;
+}
+
 /* Send a request and hand each message of its reply to cb, which returns
  * MNL_CB_OK to go on, MNL_CB_STOP or MNL_CB_ERROR (errno set) to stop. The
  * rest of the reply is drained so the socket is clean for the next request. */
@@ -260,39 +266,44 @@ char *nl_batch_slot(struct nl_batch *b)
 	return b->buf + b->len;
 }
 
-/* The request built at nl_batch_slot() joins the batch, with an ack asked. */
+/* The request built at nl_batch_slot() joins the batch. */
 void nl_batch_commit(struct nl_batch *b, struct nlmsghdr *nlh)
 {
-	nlh->nlmsg_flags |= NLM_F_ACK;
 	b->len += NLMSG_ALIGN(nlh->nlmsg_len);
 	b->count++;
 }
 
-/* Sends the batch and reads one ack per request into acks. A request for a
- * flow that is gone (ENOENT) is counted apart: it vanished, which is no
- * failure. The first other error is kept in acks->error. */
+/* Sends the batch and counts its outcome into acks. Only the last request
+ * asks for an acknowledgement: the kernel answers a failed request with an
+ * error whether asked or not, and works through a batch in order, so when
+ * the last one is answered every error is in, and the others succeeded.
+ * (An ack per request costs the kernel a message and this process a
+ * receive each.) A request for a flow that is gone (ENOENT) is counted
+ * apart: it vanished, which is no failure. The first other error is kept in
+ * acks->error. */
 int nl_batch_send(struct nl *nl, struct nl_batch *b, char *buf, size_t cap, struct nl_acks *acks)
 {
-	unsigned int first, last, seen = 0;
+	unsigned int first, last, failed = 0;
+	struct nlmsghdr *nlh = NULL;
 	size_t off;
-	int n;
+	int n, done = 0;
 
 	if (b->count == 0)
 		return 0;
 	first = nl->seq + 1;
-	for (off = 0; off < b->len; ) {
-		struct nlmsghdr *nlh = (struct nlmsghdr *)(b->buf + off);
+	for (off = 0; off < b->len; off += NLMSG_ALIGN(nlh->nlmsg_len)) {
+		nlh = (struct nlmsghdr *)(b->buf + off);
 		if (++nl->seq == 0)
 			nl->seq = 1;
 		nlh->nlmsg_seq = nl->seq;
-		off += NLMSG_ALIGN(nlh->nlmsg_len);
+		nlh->nlmsg_flags &= ~NLM_F_ACK;
 	}
+	nlh->nlmsg_flags |= NLM_F_ACK;
 	last = nl->seq;
 	if (mnl_socket_sendto(nl->sock, b->buf, b->len) < 0)
 		return -errno;
-	while (seen < b->count) {
+	while (!done) {
 		struct nl_reply r;
-		struct nlmsghdr *nlh;
 		int left;
 
 		nl_reply_init(&r, nl, buf, cap);
@@ -305,15 +316,18 @@ int nl_batch_send(struct nl *nl, struct nl_batch *b, char *buf, size_t cap, stru
 			if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_seq - first > last - first ||
 			    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
 				continue;
-			seen++;
+			if (nlh->nlmsg_seq == last)
+				done = 1;
 			if (e->error == 0)
-				acks->ok++;
-			else if (e->error == -ENOENT)
+				continue;
+			failed++;
+			if (e->error == -ENOENT)
 				acks->gone++;
 			else if (acks->error == 0)
 				acks->error = -e->error;
 		}
 	}
+	acks->ok += b->count - failed;
 	nl_batch_init(b);
 	return 0;
 }

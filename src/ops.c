@@ -331,7 +331,7 @@ static int op_update(lua_State *L)
 	struct changes changes;
 	int rc;
 
-	if (luaL_testudata(L, 2, LCT_FLOW) == NULL)
+	if (lct_to_flow(L, 2) == NULL)
 		return lct_sweep_update(L);
 	flow = lct_check_flow(L, 2);
 	lct_changes_parse(L, 3, &changes);
@@ -354,7 +354,7 @@ static int op_delete(lua_State *L)
 	struct nlmsghdr *nlh;
 	int rc;
 
-	if (luaL_testudata(L, 2, LCT_FLOW) == NULL)
+	if (lct_to_flow(L, 2) == NULL)
 		return lct_sweep_delete(L);
 	ct = identity_of(L, lct_check_flow(L, 2));
 	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, nfct_get_attr_u8(ct, ATTR_L3PROTO));

@@ -42,16 +42,21 @@ static int sweep_close(lua_State *L)
 }
 
 /* The identity of the flow a dump message describes (original tuple, zone,
- * id), copied verbatim: the kernel deletes or updates that entry and no other. */
-static void put_identity(struct nlmsghdr *nlh, const struct nlmsghdr *msg)
+ * id), copied verbatim: the kernel deletes or updates that entry and no other.
+ * 0 if the message has no original tuple: a delete without one would be a
+ * flush. */
+static int put_identity(struct nlmsghdr *nlh, const struct nlmsghdr *msg)
 {
 	const struct nlattr *attr;
+	int tuple = 0;
 
 	mnl_attr_for_each(attr, msg, sizeof(struct nfgenmsg)) {
 		uint16_t type = mnl_attr_get_type(attr);
 		if (type == CTA_TUPLE_ORIG || type == CTA_ZONE || type == CTA_ID)
 			mnl_attr_put(nlh, attr->nla_type, mnl_attr_get_payload_len(attr), mnl_attr_get_payload(attr));
+		tuple |= type == CTA_TUPLE_ORIG;
 	}
+	return tuple;
 }
 
 static int flush_batch(struct handle *h, struct sweep *s, struct nl_acks *acks)
@@ -93,7 +98,7 @@ static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
 	const struct nlmsghdr *msg;
 	struct nlmsghdr *nlh;
 	struct sweep *s = new_sweep(L);
-	int rc, list = 0, listed = 0, top;
+	int rc, list = 0, listed = 0, top, on_message;
 
 	if (a->dry_run) {
 		lua_newtable(L);
@@ -112,22 +117,34 @@ static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
 		return lct_fail(L, what, -rc);
 	nl_reply_init(&s->reply, &s->dump, s->buf, sizeof(s->buf));
 
+	/* a delete by addresses needs no parsed flow: the match and the request
+	 * are made from the message */
+	on_message = !a->update && !a->dry_run && !a->filter.has_where && lct_filter_on_message(&a->filter);
 	while ((rc = nl_reply_next(&s->reply, &msg)) > 0) {
-		const struct nf_conntrack *ct;
+		const struct nf_conntrack *ct = NULL;
 
 		if (NFNL_MSG_TYPE(msg->nlmsg_type) != IPCTNL_MSG_CT_NEW)
 			continue;
-		if ((rc = lct_scratch_ready(&s->scratch)) < 0)
-			break;
-		if (lct_parse_message(msg, s->scratch) < 0) {
-			rc = -EBADMSG;
-			break;
+		if (on_message) {
+			if (lct_check_message(msg) < 0) {
+				rc = -EBADMSG;
+				break;
+			}
+			if (!lct_filter_match_message(&a->filter, msg))
+				continue;
+		} else {
+			if ((rc = lct_scratch_ready(&s->scratch)) < 0)
+				break;
+			if (lct_parse_message(msg, s->scratch) < 0) {
+				rc = -EBADMSG;
+				break;
+			}
+			if (!lct_filter_match(&a->filter, s->scratch))
+				continue;
+			if (a->update && !lct_changes_needed(&a->changes, s->scratch))
+				continue;
+			ct = s->scratch;
 		}
-		if (!lct_filter_match(&a->filter, s->scratch))
-			continue;
-		if (a->update && !lct_changes_needed(&a->changes, s->scratch))
-			continue;
-		ct = s->scratch;
 		if (a->filter.has_where) {
 			ct = lct_flow_adopt(L, &s->scratch)->ct;
 			lua_pushvalue(L, top);
@@ -147,8 +164,11 @@ static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
 			continue;
 		}
 		nlh = nl_ct_header(nl_batch_slot(&s->batch), a->update ? IPCTNL_MSG_CT_NEW : IPCTNL_MSG_CT_DELETE,
-		                   0, nfct_get_attr_u8(ct, ATTR_L3PROTO));
-		put_identity(nlh, msg);
+		                   0, ((const struct nfgenmsg *)mnl_nlmsg_get_payload(msg))->nfgen_family);
+		if (!put_identity(nlh, msg)) {
+			lua_settop(L, top);
+			continue;
+		}
 		if (a->update)
 			lct_changes_put(&a->changes, ct, nlh);
 		nl_batch_commit(&s->batch, nlh);

@@ -3,7 +3,8 @@
  * libnetfilter_conntrack expects, before it reads a byte. That parser calls
  * exit() on an attribute of the wrong size ("kernel ABI is broken") and
  * reads strings up to their NUL: a malformed or crafted message must stop
- * here, as an error, instead of ending the process. No Lua.
+ * here, as an error, instead of ending the process. A checked message is
+ * read by type with lct_attrs_of (parse.c, format.c, filter.c). No Lua.
  */
 #include <string.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -70,36 +71,41 @@ LEVEL(conntrack,
       [CTA_LABELS] = { LABELS, NULL });
 
 /* Every attribute of a level lies within it and follows its rule; what is
- * left at the end must be padding, not a truncated attribute. */
+ * left at the end must be padding, not a truncated attribute. The common
+ * case, an attribute of fixed size, is tested first: every flow of a dump
+ * comes through here. */
 static int check_level(const char *at, int left, const struct level *level, int depth)
 {
+	const struct rule *rules = level->rules;
+	unsigned int max = level->max;
+
 	while (left >= (int)sizeof(struct nlattr)) {
 		const struct nlattr *attr = (const struct nlattr *)at;
-		uint16_t type = attr->nla_type & NLA_TYPE_MASK;
-		int len = attr->nla_len - (int)MNL_ATTR_HDRLEN;
-		const struct rule *r = type <= level->max ? &level->rules[type] : NULL;
+		unsigned int type = attr->nla_type & NLA_TYPE_MASK, alen = attr->nla_len;
+		int len = (int)alen - (int)MNL_ATTR_HDRLEN;
 
-		if (attr->nla_len < sizeof(struct nlattr) || attr->nla_len > left)
+		if (alen < sizeof(struct nlattr) || (int)alen > left)
 			return -1;
-		if (r != NULL && r->size != ANY) {
-			const char *payload = at + MNL_ATTR_HDRLEN;
-			if (r->size == STRING) {
-				/* read up to its NUL: it must have one */
-				if (len == 0 || memchr(payload, '\0', (size_t)len) == NULL)
-					return -1;
-			} else if (r->size == LABELS) {
-				if (len > LABELS_MAX)
+		if (type <= max) {
+			const struct rule *r = &rules[type];
+			if (r->size > 0) {
+				if (len != r->size)
 					return -1;
 			} else if (r->size == NESTED) {
 				if (len != 0 && (len < (int)MNL_ATTR_HDRLEN || depth >= 4 ||
-				                 check_level(payload, len, r->nest, depth + 1) < 0))
+				                 check_level(at + MNL_ATTR_HDRLEN, len, r->nest, depth + 1) < 0))
 					return -1;
-			} else if (len != r->size) {
+			} else if (r->size == STRING) {
+				/* read up to its NUL: it must have one */
+				if (len == 0 || memchr(at + MNL_ATTR_HDRLEN, '\0', (size_t)len) == NULL)
+					return -1;
+			} else if (r->size == LABELS && len > LABELS_MAX) {
 				return -1;
 			}
 		}
-		left -= MNL_ALIGN(attr->nla_len);
-		at += MNL_ALIGN(attr->nla_len);
+		alen = MNL_ALIGN(alen);
+		left -= (int)alen;
+		at += alen;
 	}
 	return 0;
 }
@@ -111,4 +117,26 @@ int nl_validate_attrs(const struct nlmsghdr *nlh)
 	if (nlh->nlmsg_len < head)
 		return -1;
 	return check_level((const char *)nlh + head, (int)(nlh->nlmsg_len - head), &conntrack, 0);
+}
+
+/* The attributes of one level by type, the last of a type winning and types
+ * past max skipped: what mnl_attr_parse_nested does with the callbacks of
+ * libnetfilter_conntrack. For a level that was validated: every attribute
+ * lies within it and those with a rule have their exact sizes. */
+void lct_attrs_of(const void *payload, int len, const struct nlattr **tb, int max)
+{
+	const char *at = payload;
+
+	memset(tb, 0, sizeof(*tb) * (size_t)(max + 1));
+	while (len >= (int)sizeof(struct nlattr)) {
+		const struct nlattr *attr = (const struct nlattr *)at;
+		int type = attr->nla_type & NLA_TYPE_MASK;
+
+		if (attr->nla_len < sizeof(struct nlattr) || attr->nla_len > len)
+			return;
+		if (type <= max)
+			tb[type] = attr;
+		len -= (int)MNL_ALIGN(attr->nla_len);
+		at += MNL_ALIGN(attr->nla_len);
+	}
 }

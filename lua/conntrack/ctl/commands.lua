@@ -84,9 +84,9 @@ local function dump(ct, command, filter, opts)
   local ok, step, state, init, closing = pcall(ct.dump, ct, filter, opts)
   if not ok then fail(step) end
   return function(s, c)
-    local stepped, v = pcall(step, s, c)
+    local stepped, v, n = pcall(step, s, c)
     if not stepped then fail(v) end
-    return v
+    return v, n
   end, state, init, closing
 end
 
@@ -256,8 +256,9 @@ local function list(cmd, ct)
   end
   local printer = output.printer(cmd, { command = "CT_LIST" })
   if f and printer.format then
-    opts.format = printer.format
-    for line in dump(ct, "CT_LIST", f, opts) do printer.text(line) end
+    -- the lines of a whole datagram at a time, with their number
+    opts.format, opts.batch = printer.format, true
+    for lines, n in dump(ct, "CT_LIST", f, opts) do printer.text(lines, n) end
   elseif f then
     for flow in dump(ct, "CT_LIST", f, opts) do printer.line(flow) end
   end

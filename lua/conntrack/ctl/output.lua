@@ -169,16 +169,17 @@ function M.printer(cmd, how)
 
   -- The dump can format the lines itself (no flow objects: conntrack -L's
   -- speed) when the output is one of nfct_snprintf's: p.format is then the
-  -- dump's `format` option and p.text(line) prints each line.
+  -- dump's `format` option and p.text(line) prints each line, or
+  -- p.text(lines, n) n lines that each end in a newline (a dump's batch).
   if not o.json and not o.save then p.format = format end
-  function p.text(line)
+  function p.text(line, n)
     if o.xml and lazy_header and not p.header then
       out:write(XML_HEADER)
       p.header = true
     end
-    out:write(line, "\n")
+    if n then out:write(line) else out:write(line, "\n") end
     if how.flush then out:flush() end
-    p.count = p.count + 1
+    p.count = p.count + (n or 1)
   end
 
   -- line(flow [, event]): event = { kind =, time =, portid =, progname = }
