@@ -33,16 +33,7 @@ static char *put_u64(char *p, uint64_t v)
 
 static char *put_u32(char *p, uint32_t v)
 {
-	char tmp[10];
-	int n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
+	return put_u64(p, v);
 }
 
 static char *put_hex(char *p, unsigned int v)
@@ -127,25 +118,6 @@ char *lct_addr_text(char *out, int family, const void *addr)
 
 /* ---- the message (validated), read as nfct_payload_parse reads it ---- */
 
-static uint32_t be32_at(const struct nlattr *attr)
-{
-	uint32_t v;
-
-	memcpy(&v, LCT_PAYLOAD(attr), 4);
-	return ntohl(v);
-}
-
-static uint64_t be64_at(const struct nlattr *attr)
-{
-	const uint8_t *b = LCT_PAYLOAD(attr);
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = v << 8 | b[i];
-	return v;
-}
-
 /* The library's __nfct_tuple as the line uses it: the address unions and the
  * layer-4 unions as bytes, written in the order its parser writes them. */
 struct tuple {
@@ -202,10 +174,10 @@ static void read_counters(const struct nlattr *nest, struct counters *c)
 	lct_attrs_of(LCT_PAYLOAD(nest), LCT_PAYLOAD_LEN(nest), tb, CTA_COUNTERS_MAX);
 	c->has_packets = tb[CTA_COUNTERS_PACKETS] || tb[CTA_COUNTERS32_PACKETS];
 	c->has_bytes = tb[CTA_COUNTERS_BYTES] || tb[CTA_COUNTERS32_BYTES];
-	if (tb[CTA_COUNTERS32_PACKETS]) c->packets = be32_at(tb[CTA_COUNTERS32_PACKETS]);
-	if (tb[CTA_COUNTERS_PACKETS])   c->packets = be64_at(tb[CTA_COUNTERS_PACKETS]);
-	if (tb[CTA_COUNTERS32_BYTES])   c->bytes = be32_at(tb[CTA_COUNTERS32_BYTES]);
-	if (tb[CTA_COUNTERS_BYTES])     c->bytes = be64_at(tb[CTA_COUNTERS_BYTES]);
+	if (tb[CTA_COUNTERS32_PACKETS]) c->packets = lct_be32(tb[CTA_COUNTERS32_PACKETS]);
+	if (tb[CTA_COUNTERS_PACKETS])   c->packets = lct_be64(tb[CTA_COUNTERS_PACKETS]);
+	if (tb[CTA_COUNTERS32_BYTES])   c->bytes = lct_be32(tb[CTA_COUNTERS32_BYTES]);
+	if (tb[CTA_COUNTERS_BYTES])     c->bytes = lct_be64(tb[CTA_COUNTERS_BYTES]);
 }
 
 /* ---- the line ---- */
@@ -358,7 +330,7 @@ int lct_format_message(char *buf, const struct nlmsghdr *nlh, unsigned int ptype
 	read_counters(tb[CTA_COUNTERS_ORIG], &corig);
 	read_counters(tb[CTA_COUNTERS_REPLY], &creply);
 	if (tb[CTA_STATUS])
-		status = be32_at(tb[CTA_STATUS]);
+		status = lct_be32(tb[CTA_STATUS]);
 
 	switch (ptype) {
 	case NFCT_T_NEW:     p = PUT(p, "    [NEW] "); break;
@@ -369,7 +341,7 @@ int lct_format_message(char *buf, const struct nlmsghdr *nlh, unsigned int ptype
 		p = put_proto(p, family, family == AF_INET ? "ipv4" : "ipv6");
 	p = put_proto(p, orig.proto, l4_name(orig.proto));
 	if (tb[CTA_TIMEOUT]) {
-		p = put_u32(p, be32_at(tb[CTA_TIMEOUT]));
+		p = put_u32(p, lct_be32(tb[CTA_TIMEOUT]));
 		*p++ = ' ';
 	}
 	if (tcp_state >= 0) {
@@ -393,12 +365,12 @@ int lct_format_message(char *buf, const struct nlmsghdr *nlh, unsigned int ptype
 	}
 	if (tb[CTA_MARK]) {
 		p = PUT(p, "mark=");
-		p = put_u32(p, be32_at(tb[CTA_MARK]));
+		p = put_u32(p, lct_be32(tb[CTA_MARK]));
 		*p++ = ' ';
 	}
 	if (tb[CTA_SECMARK]) {
 		p = PUT(p, "secmark=");
-		p = put_u32(p, be32_at(tb[CTA_SECMARK]));
+		p = put_u32(p, lct_be32(tb[CTA_SECMARK]));
 		*p++ = ' ';
 	}
 	if (tb[CTA_ZONE]) {
@@ -411,9 +383,9 @@ int lct_format_message(char *buf, const struct nlmsghdr *nlh, unsigned int ptype
 		lct_attrs_of(LCT_PAYLOAD(tb[CTA_TIMESTAMP]), LCT_PAYLOAD_LEN(tb[CTA_TIMESTAMP]), ts, CTA_TIMESTAMP_MAX);
 		if (ts[CTA_TIMESTAMP_START]) {
 			/* as the library: a flow not yet stopped is measured against now */
-			uint64_t stop = ts[CTA_TIMESTAMP_STOP] ? be64_at(ts[CTA_TIMESTAMP_STOP]) : 0;
+			uint64_t stop = ts[CTA_TIMESTAMP_STOP] ? lct_be64(ts[CTA_TIMESTAMP_STOP]) : 0;
 			time_t end = stop == 0 ? time(NULL) : (time_t)(stop / 1000000000u);
-			time_t delta = end - (time_t)(be64_at(ts[CTA_TIMESTAMP_START]) / 1000000000u);
+			time_t delta = end - (time_t)(lct_be64(ts[CTA_TIMESTAMP_START]) / 1000000000u);
 			p = PUT(p, "delta-time=");
 			p = put_u64(p, (uint64_t)(long long)delta);
 			*p++ = ' ';
@@ -421,12 +393,12 @@ int lct_format_message(char *buf, const struct nlmsghdr *nlh, unsigned int ptype
 	}
 	if (tb[CTA_USE]) {
 		p = PUT(p, "use=");
-		p = put_u32(p, be32_at(tb[CTA_USE]));
+		p = put_u32(p, lct_be32(tb[CTA_USE]));
 		*p++ = ' ';
 	}
 	if ((flags & NFCT_OF_ID) && tb[CTA_ID]) {
 		p = PUT(p, "id=");
-		p = put_u32(p, be32_at(tb[CTA_ID]));
+		p = put_u32(p, lct_be32(tb[CTA_ID]));
 		*p++ = ' ';
 	}
 	/* the library deletes the last blank */

@@ -10,7 +10,9 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/types.h>
+#include <arpa/inet.h>
 
 #include <lua.h>
 #include <lauxlib.h>
@@ -191,6 +193,26 @@ int  nl_validate_attrs(const struct nlmsghdr *nlh);
 void lct_attrs_of(const void *payload, int len, const struct nlattr **tb, int max);
 #define LCT_PAYLOAD(attr) ((const uint8_t *)(attr) + MNL_ATTR_HDRLEN)
 #define LCT_PAYLOAD_LEN(attr) ((int)(attr)->nla_len - (int)MNL_ATTR_HDRLEN)
+/* Big-endian 32- and 64-bit attribute values (validated lengths), as the
+ * library reads them: for parse.c and format.c. */
+static inline uint32_t lct_be32(const struct nlattr *attr)
+{
+	uint32_t v;
+
+	memcpy(&v, LCT_PAYLOAD(attr), 4);
+	return ntohl(v);
+}
+
+static inline uint64_t lct_be64(const struct nlattr *attr)
+{
+	const uint8_t *b = LCT_PAYLOAD(attr);
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | b[i];
+	return v;
+}
 
 /* ---- format.c: conntrack's line from a validated message, no Lua ---- */
 #define LCT_LINE_MAX 1024          /* longer than any line format.c writes */

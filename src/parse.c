@@ -12,25 +12,6 @@
 
 #include "lct.h"
 
-static uint32_t be32(const struct nlattr *attr)
-{
-	uint32_t v;
-
-	memcpy(&v, LCT_PAYLOAD(attr), 4);
-	return ntohl(v);
-}
-
-static uint64_t be64(const struct nlattr *attr)
-{
-	const uint8_t *b = LCT_PAYLOAD(attr);
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = v << 8 | b[i];
-	return v;
-}
-
 static uint16_t raw16(const struct nlattr *attr)
 {
 	uint16_t v;
@@ -169,7 +150,7 @@ static void set_seqadj(struct nf_conntrack *ct, const struct nlattr *nest, int f
 	nested(nest, tb, CTA_SEQADJ_MAX);
 	for (i = 0; i < 3; i++)
 		if (tb[CTA_SEQADJ_CORRECTION_POS + i])
-			nfct_set_attr_u32(ct, first + i, be32(tb[CTA_SEQADJ_CORRECTION_POS + i]));
+			nfct_set_attr_u32(ct, first + i, lct_be32(tb[CTA_SEQADJ_CORRECTION_POS + i]));
 }
 
 /* TCP, SCTP and DCCP share one union in the library: the order of the
@@ -202,9 +183,9 @@ static void set_protoinfo(struct nf_conntrack *ct, const struct nlattr *nest)
 		if (tb[CTA_PROTOINFO_SCTP_STATE])
 			nfct_set_attr_u8(ct, ATTR_SCTP_STATE, u8(tb[CTA_PROTOINFO_SCTP_STATE]));
 		if (tb[CTA_PROTOINFO_SCTP_VTAG_ORIGINAL])
-			nfct_set_attr_u32(ct, ATTR_SCTP_VTAG_ORIG, be32(tb[CTA_PROTOINFO_SCTP_VTAG_ORIGINAL]));
+			nfct_set_attr_u32(ct, ATTR_SCTP_VTAG_ORIG, lct_be32(tb[CTA_PROTOINFO_SCTP_VTAG_ORIGINAL]));
 		if (tb[CTA_PROTOINFO_SCTP_VTAG_REPLY])
-			nfct_set_attr_u32(ct, ATTR_SCTP_VTAG_REPL, be32(tb[CTA_PROTOINFO_SCTP_VTAG_REPLY]));
+			nfct_set_attr_u32(ct, ATTR_SCTP_VTAG_REPL, lct_be32(tb[CTA_PROTOINFO_SCTP_VTAG_REPLY]));
 	}
 	if (pi[CTA_PROTOINFO_DCCP]) {
 		nested(pi[CTA_PROTOINFO_DCCP], tb, CTA_PROTOINFO_TCP_MAX);
@@ -213,7 +194,7 @@ static void set_protoinfo(struct nf_conntrack *ct, const struct nlattr *nest)
 		if (tb[CTA_PROTOINFO_DCCP_ROLE])
 			nfct_set_attr_u8(ct, ATTR_DCCP_ROLE, u8(tb[CTA_PROTOINFO_DCCP_ROLE]));
 		if (tb[CTA_PROTOINFO_DCCP_HANDSHAKE_SEQ])
-			nfct_set_attr_u64(ct, ATTR_DCCP_HANDSHAKE_SEQ, be64(tb[CTA_PROTOINFO_DCCP_HANDSHAKE_SEQ]));
+			nfct_set_attr_u64(ct, ATTR_DCCP_HANDSHAKE_SEQ, lct_be64(tb[CTA_PROTOINFO_DCCP_HANDSHAKE_SEQ]));
 	}
 }
 
@@ -283,28 +264,28 @@ int lct_parse_fast(const struct nlmsghdr *nlh, struct nf_conntrack *ct)
 	if (tb[CTA_SEQ_ADJ_REPLY])
 		set_seqadj(ct, tb[CTA_SEQ_ADJ_REPLY], ATTR_REPL_NAT_SEQ_CORRECTION_POS);
 	if (tb[CTA_STATUS])
-		nfct_set_attr_u32(ct, ATTR_STATUS, be32(tb[CTA_STATUS]));
+		nfct_set_attr_u32(ct, ATTR_STATUS, lct_be32(tb[CTA_STATUS]));
 	if (tb[CTA_PROTOINFO])
 		set_protoinfo(ct, tb[CTA_PROTOINFO]);
 	if (tb[CTA_TIMEOUT])
-		nfct_set_attr_u32(ct, ATTR_TIMEOUT, be32(tb[CTA_TIMEOUT]));
+		nfct_set_attr_u32(ct, ATTR_TIMEOUT, lct_be32(tb[CTA_TIMEOUT]));
 	if (tb[CTA_MARK])
-		nfct_set_attr_u32(ct, ATTR_MARK, be32(tb[CTA_MARK]));
+		nfct_set_attr_u32(ct, ATTR_MARK, lct_be32(tb[CTA_MARK]));
 	if (tb[CTA_SECMARK])
-		nfct_set_attr_u32(ct, ATTR_SECMARK, be32(tb[CTA_SECMARK]));
+		nfct_set_attr_u32(ct, ATTR_SECMARK, lct_be32(tb[CTA_SECMARK]));
 	if (tb[CTA_ID])
-		nfct_set_attr_u32(ct, ATTR_ID, be32(tb[CTA_ID]));
+		nfct_set_attr_u32(ct, ATTR_ID, lct_be32(tb[CTA_ID]));
 	if (tb[CTA_ZONE])
 		nfct_set_attr_u16(ct, ATTR_ZONE, ntohs(raw16(tb[CTA_ZONE])));
 	if (tb[CTA_SYNPROXY]) {
 		const struct nlattr *sp[CTA_SYNPROXY_MAX + 1];
 		nested(tb[CTA_SYNPROXY], sp, CTA_SYNPROXY_MAX);
 		if (sp[CTA_SYNPROXY_ISN])
-			nfct_set_attr_u32(ct, ATTR_SYNPROXY_ISN, be32(sp[CTA_SYNPROXY_ISN]));
+			nfct_set_attr_u32(ct, ATTR_SYNPROXY_ISN, lct_be32(sp[CTA_SYNPROXY_ISN]));
 		if (sp[CTA_SYNPROXY_ITS])
-			nfct_set_attr_u32(ct, ATTR_SYNPROXY_ITS, be32(sp[CTA_SYNPROXY_ITS]));
+			nfct_set_attr_u32(ct, ATTR_SYNPROXY_ITS, lct_be32(sp[CTA_SYNPROXY_ITS]));
 		if (sp[CTA_SYNPROXY_TSOFF])
-			nfct_set_attr_u32(ct, ATTR_SYNPROXY_TSOFF, be32(sp[CTA_SYNPROXY_TSOFF]));
+			nfct_set_attr_u32(ct, ATTR_SYNPROXY_TSOFF, lct_be32(sp[CTA_SYNPROXY_TSOFF]));
 	}
 	return parse_unsettable(ct, tb, family);
 }
