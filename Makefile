@@ -94,6 +94,16 @@ check-memory: conntrack.so
 	$(IN_NETNS) valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	  --suppressions=$(CURDIR)/.ci/valgrind.supp -q $(LUA) $$(command -v busted) $(BUSTED_ARGS)
 
+# Routers' CPUs and libc, from this machine: i386 Lua 5.1 under qemu (32-bit
+# integers), every file against musl; what they need is installed first.
+CROSS_PACKAGES = qemu-user-static musl-tools gcc-i686-linux-gnu gcc-s390x-linux-gnu gcc-mips-linux-gnu
+deps-cross:
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CROSS_PACKAGES) >/dev/null
+
+check-cross: deps-cross
+	cross/check-i386.sh
+	cross/check-musl.sh
+
 BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
 CTL_LUA  = $(wildcard lua/conntrack/ctl/*.lua)
@@ -111,4 +121,4 @@ install: $(BUILD)/conntrack.so
 clean:
 	rm -rf conntrack.so src/*.o build bench/floor fuzz/*-fuzzer fuzz/out
 
-.PHONY: all deps demo test test-all fuzz bench bench-quick check-memory install clean
+.PHONY: all deps deps-cross demo test test-all fuzz bench bench-quick check-memory check-cross install clean

@@ -169,8 +169,9 @@ static int next_sync(lua_State *L, int ev_idx, struct events *ev)
 static int receive(struct events *ev)
 {
 	struct sockaddr_nl addr;
-	struct iovec iov = { ev->buf, sizeof(ev->buf) };
-	struct msghdr msg = { &addr, sizeof(addr), &iov, 1, NULL, 0, 0 };
+	struct iovec iov = { .iov_base = ev->buf, .iov_len = sizeof(ev->buf) };
+	/* by name: musl's msghdr has padding members between these */
+	struct msghdr msg = { .msg_name = &addr, .msg_namelen = sizeof(addr), .msg_iov = &iov, .msg_iovlen = 1 };
 	ssize_t n;
 
 	for (;;) {

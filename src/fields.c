@@ -328,18 +328,18 @@ void fields_push(lua_State *L, const struct nf_conntrack *ct, int field)
 		case K_FAMILY:
 			if (v == AF_INET)       lua_pushliteral(L, "ipv4");
 			else if (v == AF_INET6) lua_pushliteral(L, "ipv6");
-			else                    lua_pushinteger(L, (lua_Integer)v);
+			else                    lct_push_uint(L, v);
 			return;
 		case K_PROTO: {
 			const char *name = proto_name((unsigned)v);
 			if (name) lua_pushstring(L, name);
-			else      lua_pushinteger(L, (lua_Integer)v);
+			else      lct_push_uint(L, v);
 			return;
 		}
 		case K_STATE: {
 			const char *name = lct_state_name(lct_flow_proto(ct), (unsigned)v);
 			if (name) lua_pushstring(L, name);
-			else      lua_pushinteger(L, (lua_Integer)v);
+			else      lct_push_uint(L, v);
 			return;
 		}
 		case K_STATUS:
@@ -349,7 +349,7 @@ void fields_push(lua_State *L, const struct nf_conntrack *ct, int field)
 			lua_pushboolean(L, v != 0);
 			return;
 		default:
-			lua_pushinteger(L, (lua_Integer)v);
+			lct_push_uint(L, v);
 			return;
 		}
 	}
@@ -394,22 +394,6 @@ void lct_check_addr(lua_State *L, int idx, const char *key, struct addr *a, int 
 			luaL_error(L, "bad argument '%s': invalid prefix length in \"%s\"", key, s);
 		a->plen = (uint8_t)plen;
 	}
-}
-
-lua_Integer lct_check_uint(lua_State *L, int idx, const char *key, lua_Integer max)
-{
-	lua_Integer v;
-
-	if (!lua_isinteger(L, idx)) {
-		if (lua_type(L, idx) == LUA_TNUMBER)
-			luaL_error(L, "bad argument '%s': expected an integer, got %s", key, lua_tostring(L, idx));
-		luaL_error(L, "bad argument '%s': expected an integer, got %s", key, luaL_typename(L, idx));
-	}
-	v = lua_tointeger(L, idx);
-	if (v < 0 || v > max)
-		luaL_error(L, "bad argument '%s': expected an integer from 0 to " LCT_I ", got " LCT_I, key,
-		           LCT_IARG(max), LCT_IARG(v));
-	return v;
 }
 
 int lct_check_proto(lua_State *L, int idx, const char *key)

@@ -17,22 +17,22 @@ static const uint8_t state_protos[3] = { IPPROTO_TCP, IPPROTO_SCTP, IPPROTO_DCCP
 /* A number, or { value, mask } for the 32-bit fields (mark = { 0x10, 0xf0 }). */
 static void parse_number(lua_State *L, const char *key, const struct field *fd, struct term *t)
 {
-	lua_Integer max = fd->kind == K_U64 ? LUA_MAXINTEGER
+	uint64_t max = fd->kind == K_U64 ? UINT64_MAX
 	                : fd->kind == K_U32 ? 0xffffffff
 	                : fd->kind == K_U8  ? 255 : 65535;
 
 	if (fd->kind == K_U32 && lua_type(L, -1) == LUA_TTABLE) {
 		lua_rawgeti(L, -1, 1);
 		lua_rawgeti(L, -2, 2);
-		t->value = (uint64_t)lct_check_uint(L, -2, key, max);
-		t->mask = (uint64_t)lct_check_uint(L, -1, key, max);
+		t->value = lct_check_uint(L, -2, key, max);
+		t->mask = lct_check_uint(L, -1, key, max);
 		lua_pop(L, 2);
 		if (lua_rawlen(L, -1) != 2)
 			luaL_error(L, "bad argument '%s': expected { value, mask }", key);
 		t->value &= t->mask;
 		return;
 	}
-	t->value = (uint64_t)lct_check_uint(L, -1, key, max);
+	t->value = lct_check_uint(L, -1, key, max);
 	t->mask = ~(uint64_t)0;
 }
 

@@ -255,8 +255,10 @@ void lct_push_line(lua_State *L, const struct nf_conntrack *ct, unsigned int pty
 	if (buf == NULL)
 		luaL_error(L, "cannot format flow");
 	/* an event caused from user space, as conntrack -E tells it */
-	if (portid != 0 && fmt->type != NFCT_O_XML)
-		lua_pushfstring(L, "%s [USERSPACE] portid=" LCT_I, buf, LCT_IARG(portid));
+	if (portid != 0 && fmt->type != NFCT_O_XML) {
+		char id[LCT_UINT_TEXT];
+		lua_pushfstring(L, "%s [USERSPACE] portid=%s", buf, lct_uint_text(id, portid));
+	}
 	else
 		lua_pushlstring(L, buf, (size_t)n);
 	if (scratch)
@@ -300,6 +302,27 @@ static int flow_totable(lua_State *L)
 		fields_push(L, ct, i);
 		lua_setfield(L, -2, lct_fields[i].name);
 	}
+	return 1;
+}
+
+/* flow:match(filter) -> boolean: the verdict dump, delete and events give
+ * this flow for the same filter (fields matched in C, then `where`). */
+static int flow_match(lua_State *L)
+{
+	const struct nf_conntrack *ct = lct_check_flow(L, 1);
+	struct filter f;
+
+	lct_filter_parse(L, 2, &f);
+	if (!lct_filter_match(&f, ct)) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	if (f.has_where) {
+		lct_filter_push_where(L, 2);
+		lua_pushvalue(L, 1);
+		lua_call(L, 1, 1);
+	}
+	lua_pushboolean(L, !f.has_where || lua_toboolean(L, -1));
 	return 1;
 }
 
@@ -397,7 +420,7 @@ int lct_parse(lua_State *L)
 void lct_flow_open(lua_State *L)
 {
 	static const luaL_Reg methods[] = {
-		{ "format", flow_format }, { "totable", flow_totable }, { NULL, NULL }
+		{ "format", flow_format }, { "totable", flow_totable }, { "match", flow_match }, { NULL, NULL }
 	};
 	static const luaL_Reg meta[] = {
 		{ "__tostring", flow_tostring }, { "__eq", flow_eq }, { "__newindex", flow_newindex },

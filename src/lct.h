@@ -113,7 +113,6 @@ int  fields_read_addr(const struct nf_conntrack *ct, int field, struct addr *a);
 void fields_set(lua_State *L, int idx, const char *key, struct nf_conntrack *ct, int field);
 
 void lct_check_addr(lua_State *L, int idx, const char *key, struct addr *a, int allow_prefix);
-lua_Integer lct_check_uint(lua_State *L, int idx, const char *key, lua_Integer max);
 int  lct_check_proto(lua_State *L, int idx, const char *key);
 int  lct_check_family(lua_State *L, int idx, const char *key);
 struct nfct_bitmask *lct_check_labels(lua_State *L, int idx, const char *key);
@@ -123,6 +122,12 @@ const char *lct_state_name(uint8_t proto, unsigned int state);
 uint8_t lct_flow_proto(const struct nf_conntrack *ct);
 int  lct_proto_has_ports(uint8_t proto);
 int  lct_is_icmp(uint8_t proto);
+
+/* ---- number.c: kernel integers to and from Lua, exact on every Lua ---- */
+#define LCT_UINT_TEXT 24           /* the decimal text of a u64, with its NUL */
+void lct_push_uint(lua_State *L, uint64_t v);
+uint64_t lct_check_uint(lua_State *L, int idx, const char *key, uint64_t max);
+const char *lct_uint_text(char *buf, uint64_t v);
 
 /* ---- filter.c: a filter table -> kernel request + exact match in C ---- */
 struct term {

@@ -111,8 +111,9 @@ void nl_reply_init(struct nl_reply *r, struct nl *nl, char *buf, size_t cap)
 static int receive(struct nl_reply *r)
 {
 	struct sockaddr_nl addr;
-	struct iovec iov = { r->buf, r->cap };
-	struct msghdr msg = { &addr, sizeof(addr), &iov, 1, NULL, 0, 0 };
+	struct iovec iov = { .iov_base = r->buf, .iov_len = r->cap };
+	/* by name: musl's msghdr has padding members between these */
+	struct msghdr msg = { .msg_name = &addr, .msg_namelen = sizeof(addr), .msg_iov = &iov, .msg_iovlen = 1 };
 	ssize_t n;
 
 	for (;;) {

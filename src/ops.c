@@ -278,7 +278,7 @@ static int create_many(lua_State *L, struct handle *h)
 		lua_replace(L, -3);
 		return 3;
 	}
-	lua_pushinteger(L, (lua_Integer)acks.ok);
+	lct_push_uint(L, acks.ok);
 	return 1;
 }
 
@@ -467,7 +467,7 @@ static int op_count(lua_State *L)
 
 	if ((rc = global_stats(h, &g)) < 0)
 		return lct_fail(L, "count", -rc);
-	lua_pushinteger(L, g.entries);
+	lct_push_uint(L, g.entries);
 	return 1;
 }
 
@@ -485,10 +485,10 @@ static int op_stats(lua_State *L)
 	if ((rc = talk(h, nlh, cpu_stats_cb, s)) < 0 || (rc = global_stats(h, &g)) < 0)
 		return lct_fail(L, "stats", -rc);
 	lua_createtable(L, s->ncpus, 2);
-	lua_pushinteger(L, g.entries);
+	lct_push_uint(L, g.entries);
 	lua_setfield(L, -2, "entries");
 	if (g.has_max) {
-		lua_pushinteger(L, g.max);
+		lct_push_uint(L, g.max);
 		lua_setfield(L, -2, "max");
 	}
 	for (i = 0; i < s->ncpus; i++) {
@@ -497,7 +497,7 @@ static int op_stats(lua_State *L)
 		lua_setfield(L, -2, "cpu");
 		for (t = 0; t <= CTA_STATS_MAX; t++)
 			if (cpu_stats[t] && (s->cpu[i].present & (1u << t))) {
-				lua_pushinteger(L, s->cpu[i].v[t]);
+				lct_push_uint(L, s->cpu[i].v[t]);
 				lua_setfield(L, -2, cpu_stats[t]);
 			}
 		lua_rawseti(L, -2, i + 1);

@@ -193,7 +193,7 @@ static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
 		lua_pushvalue(L, list);
 		return 1;
 	}
-	lua_pushinteger(L, (lua_Integer)acks.ok);
+	lct_push_uint(L, acks.ok);
 	return 1;
 }
 
@@ -254,7 +254,7 @@ static int kernel_delete(lua_State *L, struct handle *h, const struct sweep_args
 		return lct_fail(L, "delete", -rc);
 	if ((rc = table_size(h, &after)) < 0)
 		return lct_fail(L, "delete", -rc);
-	lua_pushinteger(L, before <= after ? 0 : before - after < matched ? before - after : matched);
+	lct_push_uint(L, before <= after ? 0 : before - after < matched ? before - after : matched);
 	return 1;
 }
 

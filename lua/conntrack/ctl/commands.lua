@@ -449,7 +449,7 @@ end
 local function count(_, ct)
   local n, msg, errno = ct:count()
   if not n then failed("CT_COUNT", msg, errno) end
-  output.out():write(("%d\n"):format(n))
+  output.out():write(compat.integer_text(n), "\n")
   return 0
 end
 
@@ -463,7 +463,7 @@ local function stats(_, ct)
   for _, cpu in ipairs(s) do
     local parts = { ("cpu=%-4d\t"):format(cpu.cpu) }
     for _, name in ipairs(STATS) do
-      if cpu[name] then parts[#parts + 1] = ("%s=%d "):format(name, cpu[name]) end
+      if cpu[name] then parts[#parts + 1] = name .. "=" .. compat.integer_text(cpu[name]) .. " " end
     end
     output.out():write(table.concat(parts), "\n")
   end

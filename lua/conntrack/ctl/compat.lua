@@ -50,6 +50,18 @@ else
   end
 end
 
+-- The decimal text of an integral number, exact on every Lua: before 5.3
+-- "%d" is a C long (32 bits on 32-bit CPUs: a mark of 0xfffffffe would read
+-- -2) and tostring rounds past 14 digits; a u32 or a u64 counter that does not
+-- fit a 32-bit Lua's integers arrives as a float.
+if math.type then
+  function M.integer_text(v)
+    return math.type(v) == "integer" and tostring(v) or ("%.0f"):format(v)
+  end
+else
+  function M.integer_text(v) return ("%.0f"):format(v) end
+end
+
 -- Big-endian bytes of an unsigned value.
 function M.be_bytes(v, n)
   local out = {}

@@ -5,9 +5,7 @@ local compat = require "conntrack.ctl.compat"
 
 local M = {}
 
-local is_integer = compat.is_integer
--- 5.3+ concatenate integers exactly; before, "%.14g" would round big counters
-local exact = math.type and function(v) return v end or function(v) return ("%d"):format(v) end
+local is_integer, integer_text = compat.is_integer, compat.integer_text
 
 local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
                   ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
@@ -34,7 +32,7 @@ function encode(v, keys)
   if t == "boolean" then return v and "true" or "false" end
   if t == "nil" then return "null" end
   if t == "number" then
-    if is_integer(v) then return ("%d"):format(v) end
+    if is_integer(v) then return integer_text(v) end
     if v ~= v or v == math.huge or v == -math.huge then return "null" end
     return (("%.16g"):format(v):gsub(",", "."))
   end
@@ -81,7 +79,7 @@ function M.object(t, keys)
       if tv == "string" then
         out[n + 3] = v:find('[%c"\\]') and string_value(v) or '"' .. v .. '"'
       elseif tv == "number" and is_integer(v) then
-        out[n + 3] = exact(v)
+        out[n + 3] = integer_text(v)
       else
         out[n + 3] = encode(v)
       end
