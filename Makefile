@@ -3,18 +3,23 @@
 # touched; `make check-memory` runs the suite under ASan+UBSan, then valgrind.
 # LUA=lua5.3, lua5.1 or luajit builds in build/$(LUA) and tests with that Lua.
 LUA      ?= lua5.4
+# BUILD: where the module is linked; objects go to build/, never into src/
 ifeq ($(LUA),lua5.4)
 BUILD    ?= .
 else
 BUILD    ?= build/$(LUA)
 endif
+OBJDIR    = $(if $(filter .,$(BUILD)),build/$(LUA),$(BUILD))
 CC       ?= cc
 CFLAGS   ?= -O2 -g
-WARN      = -Wall -Wextra -Werror -std=gnu11 -fPIC
-LUA_CFLAGS ?= $(shell pkg-config --cflags $(LUA))   # luarocks passes its own
+# warnings are errors in this tree, not in users' builds (the rockspec clears WERROR)
+WERROR   ?= -Werror
+WARN      = -Wall -Wextra $(WERROR) -std=gnu11 -fPIC
+# luarocks passes its own LUA_CFLAGS
+LUA_CFLAGS ?= $(shell pkg-config --cflags $(LUA))
 CPPFLAGS += $(LUA_CFLAGS) $(shell pkg-config --cflags libnetfilter_conntrack libmnl)
 LIBS      = $(shell pkg-config --libs libnetfilter_conntrack libmnl)
-OBJS      = $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/*.c))
+OBJS      = $(patsubst src/%.c,$(OBJDIR)/src/%.o,$(wildcard src/*.c))
 BUSTED   ?= busted --lua=$(LUA)
 PREFIX   ?= /usr/local
 LUA_VER   = $(shell $(LUA) -e 'io.write((_VERSION:gsub("Lua ", "")))')
@@ -24,7 +29,7 @@ SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_VER)
 LUA_PACKAGES    = lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev luajit libluajit-5.1-dev
 DEBIAN_PACKAGES = build-essential pkg-config $(LUA_PACKAGES) libnetfilter-conntrack-dev \
                   libmnl-dev conntrack nftables iproute2 util-linux lua-busted lua-socket lua-luv lua-cqueues luarocks valgrind \
-                  clang libclang-rt-14-dev time groff-base jq
+                  clang libclang-rt-14-dev time groff-base jq zip
 
 # Runs its arguments in a new network namespace that specs recognise as theirs.
 IN_NETNS = unshare -n sh -c 'ip link set lo up && export LCT_TEST_NETNS=$$(readlink /proc/self/ns/net) && exec "$$@"' netns
@@ -36,7 +41,7 @@ all: $(BUILD)/conntrack.so
 $(BUILD)/conntrack.so: $(OBJS)
 	$(CC) -shared $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
 
-$(BUILD)/src/%.o: src/%.c src/lct.h src/compat.h
+$(OBJDIR)/src/%.o: src/%.c src/lct.h src/compat.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
 
@@ -47,7 +52,8 @@ deps:
 
 # The README's tour, with loopback tracked in its namespace.
 demo: $(BUILD)/conntrack.so
-	unshare -n sh -c 'ip link set lo up && nft -f examples/track-loopback.nft && exec $(TEST_ENV) $(LUA) examples/demo.lua'
+	unshare -n sh -c 'ip link set lo up && nft -f examples/track-loopback.nft && exec "$$@"' demo \
+	  $(TEST_ENV) $(LUA) examples/demo.lua
 
 test: $(BUILD)/conntrack.so
 	$(IN_NETNS) $(TEST_ENV) $(BUSTED) $(BUSTED_ARGS)
@@ -56,19 +62,19 @@ test: $(BUILD)/conntrack.so
 test-all:
 	$(MAKE) test LUA=lua5.4 && $(MAKE) test LUA=lua5.3 && $(MAKE) test LUA=lua5.1 && $(MAKE) test LUA=luajit
 
-# The sanitized module is built apart (build/asan) and found by the specs
-# through LCT_SO_DIR; Lua itself is not instrumented, so the runtime is preloaded.
-# Benchmarks, in a namespace of their own (not run by CI). With ALLOW_SYSCTL=1
-# the global nf_conntrack_max is raised for the largest table, and restored.
+# Benchmarks (Lua 5.4), in a namespace of their own (not run by CI). With
+# ALLOW_SYSCTL=1 the global nf_conntrack_max is raised for the largest table,
+# and restored.
 N ?=
+BENCH_NETNS = unshare -n sh -c 'ip link set lo up && exec "$$@"' bench env LCT_SO_DIR=$(BUILD)
 bench/floor: bench/floor.c
 	$(CC) -O2 $(WARN) -o $@ $< $(shell pkg-config --cflags --libs libnetfilter_conntrack libmnl)
 
-bench: conntrack.so bench/floor
-	sh bench/with-max.sh $(if $(N),$(N),1000000) unshare -n sh -c 'ip link set lo up && exec $(LUA) bench/run.lua $(N)'
+bench: $(BUILD)/conntrack.so bench/floor
+	sh bench/with-max.sh $(if $(N),$(N),1000000) $(BENCH_NETNS) $(LUA) bench/run.lua $(N)
 
-bench-quick: conntrack.so bench/floor
-	unshare -n sh -c 'ip link set lo up && exec $(LUA) bench/run.lua 20000'
+bench-quick: $(BUILD)/conntrack.so bench/floor
+	$(BENCH_NETNS) $(LUA) bench/run.lua 20000
 
 # Fuzzing (libFuzzer, clang): each target runs FUZZ_SECONDS on its committed
 # seed corpus; new crash reproducers land in fuzz/crashes/, replayed by the specs.
@@ -84,15 +90,42 @@ fuzz: fuzz/parse-fuzzer fuzz/filter-fuzzer fuzz/differential-fuzzer
 	    -artifact_prefix=fuzz/crashes/$$t- fuzz/out/$$t fuzz/corpus/$$t 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; \
 	done
 
+# The sanitized module is built apart (build/asan-$(LUA)) and found by the
+# specs through LCT_SO_DIR; the processes they start load the plain build
+# (LCT_CHILD_SO_DIR). Lua itself is not instrumented, so the runtime is
+# preloaded. valgrind, twenty times slower, runs the specs that call the
+# module in their own process, which reach every C file (the command line's
+# specs run it in child processes, which valgrind does not follow), less
+# their #slow repetitions at scale; of sweep_spec (3,000 flows a test) one
+# test for each path through sweep.c and change.c. BUSTED_ARGS chooses others.
 ASAN_RT = $$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)
-check-memory: conntrack.so
-	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+MEMORY_ENV = LCT_LUA=$(LUA) LCT_CHILD_SO_DIR=$(BUILD)
+VALGRIND_SPECS ?= spec/parse_spec.lua spec/numbers_spec.lua spec/handle_spec.lua spec/filter_spec.lua \
+                  spec/dump_spec.lua spec/ops_spec.lua spec/events_spec.lua spec/interrupt_spec.lua
+VALGRIND_SWEEP ?= --filter="by an IPv4 prefix exactly" --filter="by a predicate alone exactly" \
+                  --filter="the kernel selects. exactly" --filter="by mark and another field exactly" \
+                  --filter="the predicate failed after" --filter="lists the flows a delete by an IPv6" \
+                  --filter="sets the mark of the matched" --filter="adds a status flag" \
+                  --filter="replaces, adds and removes labels"
+VALGRIND = $(IN_NETNS) env $(MEMORY_ENV) LCT_SO_DIR=$(BUILD) valgrind --error-exitcode=99 --leak-check=full \
+	   --errors-for-leak-kinds=definite --suppressions=$(CURDIR)/.ci/valgrind.supp -q \
+	   $(LUA) $$(command -v busted)
+check-memory: check-asan check-valgrind
+
+check-asan: $(BUILD)/conntrack.so
+	$(MAKE) BUILD=build/asan-$(LUA) CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	        -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address,undefined"
-	$(IN_NETNS) env LCT_SO_DIR=build/asan LCT_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 \
+	$(IN_NETNS) env $(MEMORY_ENV) LCT_SO_DIR=build/asan-$(LUA) LCT_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp:print_suppressions=0 \
 	  LD_PRELOAD="$(ASAN_RT)" $(LUA) $$(command -v busted) $(BUSTED_ARGS)
-	$(IN_NETNS) valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-	  --suppressions=$(CURDIR)/.ci/valgrind.supp -q $(LUA) $$(command -v busted) $(BUSTED_ARGS)
+
+check-valgrind: $(BUILD)/conntrack.so
+ifeq ($(BUSTED_ARGS),)
+	$(VALGRIND) --exclude-tags=slow $(VALGRIND_SPECS)
+	$(VALGRIND) --exclude-tags=slow $(VALGRIND_SWEEP) spec/sweep_spec.lua
+else
+	$(VALGRIND) $(BUSTED_ARGS)
+endif
 
 # Routers' CPUs and libc, from this machine: i386 Lua 5.1 under qemu (32-bit
 # integers), every file against musl; what they need is installed first.
@@ -118,7 +151,17 @@ install: $(BUILD)/conntrack.so
 	chmod 755 $(DESTDIR)$(BINDIR)/lua-conntrack
 	install -m 644 doc/lua-conntrack.8 $(DESTDIR)$(MANDIR)/man8/lua-conntrack.8
 
+# A source rock of the committed tree: the rockspec and the tarball its
+# source.url names, installable offline with `luarocks install`.
+VERSION = $(shell sed -n 's/^\#define LCT_VERSION "\(.*\)"/\1/p' src/lct.h)
+DIST    = lua-conntrack-$(VERSION)
+rock:
+	rm -rf build/dist && mkdir -p build/dist
+	git archive --format=tar.gz --prefix=$(DIST)/ -o build/dist/$(DIST).tar.gz HEAD
+	cp $(DIST)-1.rockspec build/dist/
+	cd build/dist && zip -q $(DIST)-1.src.rock $(DIST)-1.rockspec $(DIST).tar.gz
+
 clean:
 	rm -rf conntrack.so src/*.o build bench/floor fuzz/*-fuzzer fuzz/out
 
-.PHONY: all deps deps-cross demo test test-all fuzz bench bench-quick check-memory check-cross install clean
+.PHONY: all deps deps-cross demo test test-all fuzz bench bench-quick check-memory check-asan check-valgrind check-cross install rock clean

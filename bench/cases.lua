@@ -1,7 +1,7 @@
 -- bench/cases.lua: one measured operation per run, as its own process so
 -- that time and peak RSS are its own. Usage: lua5.4 bench/cases.lua CASE.
 -- Prints what it counted, which the driver checks.
-package.cpath = "./?.so;" .. package.cpath
+package.cpath = (os.getenv("LCT_SO_DIR") or ".") .. "/?.so;" .. package.cpath
 local conntrack = require "conntrack"
 local ct = assert(conntrack.open())
 

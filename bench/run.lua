@@ -2,7 +2,7 @@
 -- the same table in the same run. Run by `make bench` inside a private
 -- network namespace; never against a table you care about.
 -- Usage: lua5.4 bench/run.lua [N ...]   (default 10000 100000 1000000)
-package.cpath = "./?.so;" .. package.cpath
+package.cpath = (os.getenv("LCT_SO_DIR") or ".") .. "/?.so;" .. package.cpath
 local conntrack = require "conntrack"
 local socket = require "socket"
 

@@ -34,7 +34,7 @@ end)
 
 describe("lua-conntrack without CAP_NET_ADMIN", function()
   it("can read the module and the scripts as nobody (the control)", function()
-    for _, path in ipairs{ "conntrack.so", "lua/ctl.lua", "lua/conntrack/ctl/commands.lua",
+    for _, path in ipairs{ ns.CHILD_SO_DIR .. "/conntrack.so", "lua/ctl.lua", "lua/conntrack/ctl/commands.lua",
                            "lua/conntrack/ctl/options.lua" } do
       local _, err, status = as_nobody("test -r " .. ctl.q(path))
       assert.equal(0, status, path .. " is not readable by nobody: " .. err)

@@ -542,3 +542,30 @@ describe("README.md", function()
     end)
   end
 end)
+
+-- The first screen's two commands minus `deps` (which installs packages):
+-- their targets, run as a user runs them, each in a namespace of its own.
+describe("README.md's first screen", function()
+  local MAKE = ("make -s LUA=%s"):format(LUA)
+  before_each(function() ns.fresh() end)
+
+  it("gives exactly `make deps demo` and `make deps test`", function()
+    local first = slurp("README.md"):match("^(.-)\n```")
+    local commands = {}
+    for cmd in first:gmatch("\n    (make [^#\n]-)%s*#") do commands[#commands + 1] = cmd end
+    assert.same({ "make deps demo", "make deps test" }, commands)
+  end)
+
+  it("runs the demo against a real table in a private namespace", function()
+    local out, err, status = ns.run(MAKE .. " demo")
+    assert.equal(0, status, err)
+    assert.matches("== flows created through netlink", out, 1, true)
+    assert.equal(0, ns.handle():count(), "the demo reached the suite's own table")
+  end)
+
+  it("runs the suite through `make test` (one spec file of it)", function()
+    local out, err, status = ns.run(MAKE .. " test BUSTED_ARGS=spec/smoke_spec.lua")
+    assert.equal(0, status, out .. err)
+    assert.matches("%d+ success[es]* / 0 failures / 0 errors / 0 pending", out)
+  end)
+end)

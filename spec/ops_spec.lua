@@ -572,7 +572,7 @@ describe("without CAP_NET_ADMIN", function()
 
   it("returns nil, a message and EPERM, and a dump raises", function()
     local _, err, status = ns.run("setpriv --reuid=nobody --regid=nogroup --clear-groups test -r " ..
-                                  cwd() .. "/conntrack.so")
+                                  cwd() .. "/" .. ns.CHILD_SO_DIR .. "/conntrack.so")
     assert(status == 0, "conntrack.so is not readable by nobody " .. err)
     ns.fill()
     local out = as_nobody([[

@@ -52,7 +52,7 @@ end
 
 -- Where the processes specs start find the module: the plain build of the
 -- Lua under test (LUA_CPATH names it first), never the sanitized one.
-M.CHILD_SO_DIR = M.sanitized and "." or (os.getenv("LCT_SO_DIR") or ".")
+M.CHILD_SO_DIR = os.getenv("LCT_CHILD_SO_DIR") or (M.sanitized and "." or (os.getenv("LCT_SO_DIR") or "."))
 
 M.conntrack = require "conntrack"
 
