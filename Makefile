@@ -10,7 +10,7 @@ BUILD    ?= build/$(LUA)
 endif
 CC       ?= cc
 CFLAGS   ?= -O2 -g
-WARN      = -Wall -Wextra -Werror -std=gnu11 -fPIC
+WARN      = -Wall -Wextra -Werror -std=gnu11 -fPIC -fvisibility=hidden
 LUA_CFLAGS ?= $(shell pkg-config --cflags $(LUA))   # luarocks passes its own
 CPPFLAGS += $(LUA_CFLAGS) $(shell pkg-config --cflags libnetfilter_conntrack libmnl)
 LIBS      = $(shell pkg-config --libs libnetfilter_conntrack libmnl)
