@@ -526,7 +526,7 @@ for _, ulua in ipairs{ "lua5.1", "luajit" } do
   describe(("examples/events-uloop.lua on %s and OpenWrt's uloop"):format(ulua), function()
     local built   -- true once built, or what the build printed
 
-    -- Runs `ulua -e prelude file` (or the script `code`) with the module and uloop built for ulua.
+    -- Runs `ulua -e prelude [file]` with the module and uloop built for ulua (built on first use).
     local function run_uloop(prelude, file)
       if built == nil then
         local out, err, status = ns.run(("MAKEFLAGS= make -s LUA=%s && sh spec/helpers/build-uloop.sh %s")
