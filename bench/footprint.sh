@@ -51,7 +51,7 @@ printf '%-8s %10s %10s %9s %13s %8s %9s %10s\n' \
   "Lua" "-O2 bytes" "-Os bytes" "bare KiB" "+require KiB" "(.so KiB" "libs KiB)" "+open KiB"
 for lua in $luas; do
   for opt in O2 Os; do
-    make -s -j"$(nproc)" BUILD="$out/$lua-$opt" LUA="$lua" CFLAGS="-$opt" >/dev/null
+    MAKEFLAGS= make -s -j"$(nproc)" BUILD="$out/$lua-$opt" LUA="$lua" CFLAGS="-$opt" >/dev/null
   done
   o2=$(stripped_size "$out/$lua-O2/conntrack.so")
   os=$(stripped_size "$out/$lua-Os/conntrack.so")
