@@ -14,7 +14,8 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 # warnings are errors in this tree, not in users' builds (the rockspec clears WERROR)
 WERROR   ?= -Werror
-WARN      = -Wall -Wextra $(WERROR) -std=gnu11 -fPIC
+# only luaopen_conntrack is exported (lct.h marks it visible)
+WARN      = -Wall -Wextra $(WERROR) -std=gnu11 -fPIC -fvisibility=hidden
 # luarocks passes its own LUA_CFLAGS
 LUA_CFLAGS ?= $(shell pkg-config --cflags $(LUA))
 CPPFLAGS += $(LUA_CFLAGS) $(shell pkg-config --cflags libnetfilter_conntrack libmnl)

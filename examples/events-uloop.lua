@@ -14,11 +14,17 @@ local function show(flow) print(flow) end   -- a line as conntrack -E prints it
 local handlers = { new = show, update = show, destroy = show,
                    overflow = function(count) print("events lost, overflow #" .. count) end }
 
+-- When the kernel drops events (the subscription's buffer overflowed), the
+-- socket reports an error, and uloop stops watching a descriptor in error
+-- unless told to call back: ULOOP_ERROR_CB, libubox's uloop.h (1 << 6), which
+-- its Lua binding does not export. dispatch reads the error as "overflow".
+local ULOOP_ERROR_CB = uloop.ULOOP_ERROR_CB or 64
+
 -- The callback gets back the object given to fd_add (the subscription) and
--- what it is ready for (uloop.ULOOP_READ).
+-- what it is ready for (uloop.ULOOP_READ; 0 when only the error is pending).
 local watch = uloop.fd_add(sub, function(s, events)
   s:dispatch(handlers)               -- handles what is ready, never blocks
-end, uloop.ULOOP_READ)
+end, uloop.ULOOP_READ + ULOOP_ERROR_CB)
 
 -- The program's own work, one step per tick: changes to the table.
 local steps = {

@@ -1,7 +1,8 @@
 -- spec/examples_spec.lua: the examples users copy, each run as a user runs
 -- it (its own process, with the Lua under test: LCT_LUA) on the test
 -- namespace's table, and what it prints and leaves behind checked: cutting a
--- host off, a live log, a policy daemon, top talkers, --where, JSON into jq, uloop.
+-- host off, a live log, a policy daemon, top talkers, --where, JSON into jq,
+-- events in OpenWrt's real uloop (libubox, built for lua5.1 and LuaJIT).
 local ns = require "spec.helpers.ns"
 local socket = require "socket"
 
@@ -517,72 +518,120 @@ describe("examples/json-jq.sh", function()
   end)
 end)
 
-describe("examples/events-uloop.lua", function()
-  -- The stand-in as package.preload.uloop, its fd callbacks counted on stderr at the end of run.
-  local PRELOAD = [[package.preload.uloop = function()
-    local uloop = dofile("spec/helpers/uloop.lua")
-    local fd_add, run, calls = uloop.fd_add, uloop.run, 0
-    uloop.fd_add = function(obj, cb, flags)
-      return fd_add(obj, function(...) calls = calls + 1; return cb(...) end, flags)
-    end
-    uloop.run = function() local r = run(); io.stderr:write("callbacks ", calls, "\n"); return r end
-    return uloop
-  end]]
+-- OpenWrt's own uloop (libubox's Lua binding, Lua 5.1 C API) on lua5.1 and
+-- LuaJIT, whatever Lua runs the suite: spec/helpers/build-uloop.sh builds it
+-- into build/LUA/ beside the module `make LUA=...` builds there, and the
+-- example runs with that directory first on LUA_CPATH.
+for _, ulua in ipairs{ "lua5.1", "luajit" } do
+  describe(("examples/events-uloop.lua on %s and OpenWrt's uloop"):format(ulua), function()
+    local built   -- true once built, or what the build printed
 
-  it("prints the events of its flows through uloop's fd callback, then ends", function()
-    local out, err, status = run(LUA .. " -e " .. q((PRELOAD:gsub("\n%s*", " "))) .. " examples/events-uloop.lua")
-    assert.equal(0, status, err)
-    local lines = lines_of(out)
-    assert.equal(5, #lines, out)
-    local summaries = {}
-    for i, line in ipairs(lines) do
-      assert.matches("^%s*%[%u+%] %l+ .* src=192%.0%.2%.1 .* %[USERSPACE%] portid=%d+$", line)
-      local tag, proto, sport = line:match("^%s*(%[%u+%]) (%l+) .- sport=(%d+) ")
-      summaries[i] = ("%s %s %s"):format(tag, proto, sport)
+    -- Runs `ulua -e prelude [file]` with the module and uloop built for ulua (built on first use).
+    local function run_uloop(prelude, file)
+      if built == nil then
+        local out, err, status = ns.run(("MAKEFLAGS= make -s LUA=%s && sh spec/helpers/build-uloop.sh %s")
+                                          :format(ulua, ulua))
+        built = status == 0 or (out .. err)
+      end
+      assert(built == true, "cannot build conntrack.so and uloop.so for " .. ulua .. ":\n" .. tostring(built))
+      return ns.run(("LUA_CPATH='build/%s/?.so;;' timeout -s KILL 30 %s -e %s %s </dev/null")
+                      :format(ulua, ulua, q((prelude:gsub("\n%s*", " "))), file or ""))
     end
-    local destroys = { summaries[4], summaries[5] }
-    table.sort(destroys)
-    assert.same({ "[NEW] udp 5000", "[NEW] tcp 5001", "[UPDATE] tcp 5001" },
-                { summaries[1], summaries[2], summaries[3] })
-    assert.same({ "[DESTROY] tcp 5001", "[DESTROY] udp 5000" }, destroys)
-    -- four steps, 100 ms apart, each makes events the callback handles before the next
-    local calls = tonumber(err:match("callbacks (%d+)"))
-    assert.is_true(calls and calls >= 4, err)
-    assert.equal(0, ct:count())
-  end)
 
-  describe("the stand-in (spec/helpers/uloop.lua)", function()
-    it("asks the object for its descriptor once, by getfd, and hands the object back with ULOOP_READ", function()
-      local uloop = dofile("spec/helpers/uloop.lua")
-      uloop.init()
-      local sub = assert(ct:events())
-      local asked = 0
-      local socketlike = {}
-      function socketlike:getfd() asked = asked + 1; return sub:getfd() end
-      local calls = {}
-      local watch = uloop.fd_add(socketlike, function(obj, events)
-        calls[#calls + 1] = { obj = obj, events = events }
-        assert.equal(1, sub:dispatch{ new = function() end })
-        uloop.cancel()
-      end, uloop.ULOOP_READ)
-      assert.equal(1, asked)
-      local safety = uloop.timer(function() uloop.cancel() end, 2000)
-      assert(ct:create(udp("10.0.0.1", "10.0.0.2", 1, 53)))
-      uloop.run()
-      safety:cancel()
-      watch:delete()
-      sub:close()
-      assert.equal(1, asked)
-      assert.equal(1, #calls)
-      assert.equal(socketlike, calls[1].obj)
-      assert.equal(uloop.ULOOP_READ, calls[1].events)
+    -- The real uloop, its fd callbacks counted on stderr at the end of run.
+    local COUNT_CALLBACKS = [[local uloop = require "uloop"
+      local fd_add, run, calls = uloop.fd_add, uloop.run, 0
+      uloop.fd_add = function(obj, cb, flags)
+        return fd_add(obj, function(...) calls = calls + 1; return cb(...) end, flags)
+      end
+      uloop.run = function() local r = run(); io.stderr:write("callbacks ", calls, "\n"); return r end]]
+
+    -- The example's own flows, as "[TAG] proto sport" in the order printed.
+    local function summaries(lines)
+      local list = {}
+      for _, line in ipairs(lines) do
+        local tag, proto, src, sport = line:match("^%s*(%[%u+%]) (%l+) .- src=(%S+) .- sport=(%d+) ")
+        if src == "192.0.2.1" then list[#list + 1] = ("%s %s %s"):format(tag, proto, sport) end
+      end
+      return list
+    end
+
+    it("prints the events of its flows through uloop's fd callback, then ends", function()
+      local out, err, status = run_uloop(COUNT_CALLBACKS, "examples/events-uloop.lua")
+      assert.equal(0, status, err)
+      local lines = lines_of(out)
+      assert.equal(5, #lines, out)
+      for _, line in ipairs(lines) do
+        assert.matches("^%s*%[%u+%] %l+ .* src=192%.0%.2%.1 .* %[USERSPACE%] portid=%d+$", line)
+      end
+      local got = summaries(lines)
+      local destroys = { got[4], got[5] }
+      table.sort(destroys)
+      assert.same({ "[NEW] udp 5000", "[NEW] tcp 5001", "[UPDATE] tcp 5001" }, { got[1], got[2], got[3] })
+      assert.same({ "[DESTROY] tcp 5001", "[DESTROY] udp 5000" }, destroys)
+      -- four steps, 100 ms apart, each makes events the callback handles before the next
+      local calls = tonumber(err:match("callbacks (%d+)"))
+      assert.is_true(calls and calls >= 4, err)
+      assert.equal(0, ct:count())
     end)
 
-    it("refuses an object without getfd as libubox does", function()
-      local uloop = dofile("spec/helpers/uloop.lua")
-      uloop.init()
-      assert.has_error(function() uloop.fd_add({}, function() end, uloop.ULOOP_READ) end,
-                       "socket type missing 'getfd' method")
+    -- uloop stops watching a descriptor the kernel flags with an error (an
+    -- overflow is ENOBUFS) unless fd_add was given ULOOP_ERROR_CB.
+    it("keeps printing events after the kernel dropped some for it", function()
+      -- conntrack.open gives a handle whose subscriptions have a small buffer, overflowed at once
+      local SMALL_BUFFER = [[local conntrack = require "conntrack"
+        local open = conntrack.open
+        conntrack.open = function(...)
+          local ct = assert(open(...))
+          return setmetatable({ events = function(_)
+            local sub = assert(ct:events{ buffer = 4096 })
+            for port = 1, 300 do
+              assert(ct:create{ proto = "udp", orig_src = "192.0.2.9", orig_dst = "198.51.100.9", orig_sport = port,
+                                orig_dport = 53, timeout = 30 })
+            end
+            return sub
+          end }, { __index = function(_, name) return function(_, ...) return ct[name](ct, ...) end end })
+        end]]
+      local out, err, status = run_uloop(SMALL_BUFFER, "examples/events-uloop.lua")
+      assert.equal(0, status, err)
+      local lines = lines_of(out)
+      local lost
+      for i, line in ipairs(lines) do
+        if line:match("^events lost, overflow #1$") then lost = i end
+      end
+      assert(lost, "the burst overflowed nothing, the test proves nothing:\n" .. out)
+      local after = summaries({ select(lost + 1, (table.unpack or unpack)(lines)) })
+      assert.same({ "[NEW] tcp 5001", "[UPDATE] tcp 5001" }, { after[#after - 3], after[#after - 2] })
+      local destroys = { after[#after - 1], after[#after] }
+      table.sort(destroys)
+      assert.same({ "[DESTROY] tcp 5001", "[DESTROY] udp 5000" }, destroys)
+    end)
+
+    -- What the example relies on: fd_add takes the subscription (a userdata)
+    -- and asks it for its descriptor by getfd; a table is refused.
+    it("is the real uloop: takes the subscription, hands it back with ULOOP_READ, refuses a table", function()
+      local out, err, status = run_uloop([[local uloop = require "uloop"
+        local conntrack = require "conntrack"
+        uloop.init()
+        local ct = assert(conntrack.open())
+        local sub = assert(ct:events())
+        local watch = uloop.fd_add(sub, function(obj, events)
+          print(rawequal(obj, sub), events == uloop.ULOOP_READ, obj:dispatch{ new = function() end })
+          uloop.cancel()
+        end, uloop.ULOOP_READ)
+        assert(ct:create{ proto = "udp", orig_src = "10.0.0.1", orig_dst = "10.0.0.2", orig_sport = 1,
+                          orig_dport = 53, timeout = 30 })
+        local safety = uloop.timer(function() uloop.cancel() end, 5000)
+        uloop.run()
+        safety:cancel()
+        watch:delete()
+        local ok, e = pcall(function()
+          local w = uloop.fd_add({ getfd = function() return sub:getfd() end }, function() end, uloop.ULOOP_READ)
+          return w
+        end)
+        print(ok, (tostring(e):gsub("^[^:]*:%d+: ", "")))]])
+      assert.equal(0, status, err)
+      assert.equal("true\ttrue\t1\nfalse\tbad argument #1 to 'fd_add' (userdata expected, got table)\n", out)
     end)
   end)
-end)
+end

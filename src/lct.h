@@ -237,6 +237,8 @@ struct handle {
 struct handle *lct_check_handle(lua_State *L, int idx);
 int lct_fail(lua_State *L, const char *what, int err);
 const char *lct_strerror(int err);
+/* The module's one exported symbol: the build hides all others (-fvisibility=hidden). */
+__attribute__((visibility("default"))) int luaopen_conntrack(lua_State *L);
 
 /* ---- dump.c / ops.c ---- */
 void lct_dump_open(lua_State *L);
