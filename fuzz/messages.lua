@@ -2,6 +2,7 @@
 -- them out: the seeds of the parse fuzzer and the crafted input of
 -- spec/parse_spec.lua. Host byte order for netlink headers, network order
 -- for addresses, ports and 32-bit values.
+local byteorder = require "fuzz.byteorder"
 local M = {}
 
 local NESTED = 0x8000
@@ -10,17 +11,9 @@ M.CTA = { TUPLE_ORIG = 1, TUPLE_REPLY = 2, STATUS = 3, PROTOINFO = 4, TIMEOUT = 
 
 local function align(s) return s .. ("\0"):rep((4 - #s % 4) % 4) end
 
--- Byte strings of unsigned values, written with arithmetic so that Lua 5.1
--- builds them too; host order is little-endian (x86, arm64, mipsel).
-local function bytes_le(v, n)
-  local out = {}
-  for i = 1, n do out[i] = v % 256; v = math.floor(v / 256) end
-  return string.char((table.unpack or unpack)(out))
-end
-local function u16(v) return bytes_le(v, 2) end
-local function u32(v) return bytes_le(v, 4) end
-local function be16(v) return bytes_le(v, 2):reverse() end
-local function be32(v) return bytes_le(v, 4):reverse() end
+-- Headers in the host's order, found at run time (fuzz/byteorder.lua), so
+-- that the same messages are the kernel's on a big-endian CPU too.
+local u16, u32, be16, be32 = byteorder.u16, byteorder.u32, byteorder.be16, byteorder.be32
 M.u16, M.u32 = u16, u32
 
 function M.attr(type, payload)
