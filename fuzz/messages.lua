@@ -7,7 +7,7 @@ local M = {}
 
 local NESTED = 0x8000
 M.CTA = { TUPLE_ORIG = 1, TUPLE_REPLY = 2, STATUS = 3, PROTOINFO = 4, TIMEOUT = 7, MARK = 8,
-          COUNTERS_ORIG = 9, USE = 11, ID = 12, ZONE = 18 }
+          COUNTERS_ORIG = 9, USE = 11, ID = 12, SECMARK = 17, ZONE = 18, SECCTX = 19 }
 
 local function align(s) return s .. ("\0"):rep((4 - #s % 4) % 4) end
 
@@ -67,6 +67,14 @@ function M.samples()
     icmp = M.message(2, M.tuple(M.CTA.TUPLE_ORIG, { src = "10.0.0.4", dst = "10.0.0.1", proto = 1, icmp = { 8, 0, 77 } })
       .. M.tuple(M.CTA.TUPLE_REPLY, { src = "10.0.0.1", dst = "10.0.0.4", proto = 1, icmp = { 0, 0, 77 } })
       .. M.attr(M.CTA.TIMEOUT, be32(30)), 2),
+    -- crafted, not recorded: the kernel sends a security context only under
+    -- SELinux (or another LSM with secids), which this machine has not
+    secctx = M.message(2, M.tuple(M.CTA.TUPLE_ORIG, tcp) .. M.tuple(M.CTA.TUPLE_REPLY, reply)
+      .. M.attr(M.CTA.STATUS, be32(14)) .. M.attr(M.CTA.TIMEOUT, be32(431999))
+      .. M.nest(M.CTA.PROTOINFO, M.nest(1, M.attr(1, "\3")))
+      .. M.attr(M.CTA.SECMARK, be32(0x80000001))
+      .. M.nest(M.CTA.SECCTX, M.attr(1, "system_u:object_r:ssh_port_t:s0\0"))
+      .. M.attr(M.CTA.USE, be32(1)) .. M.attr(M.CTA.ID, be32(3000000000))),
   }
 end
 
