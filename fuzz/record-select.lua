@@ -34,7 +34,7 @@ local function attrs(msg, at, stop)
 end
 
 -- The words of a message's name: family, protocol, features; a zone inside
--- a tuple is "tuplezone", a reply tuple that is not the original reversed "nat".
+-- a tuple is "origzone" or "replyzone", a reply tuple that is not the original reversed "nat".
 local function describe(msg)
   local top = attrs(msg, 21, #msg + 1)
   local words, proto = { msg:byte(17) == 10 and "ipv6" or "ipv4" }, "noproto"
@@ -49,7 +49,7 @@ local function describe(msg)
   local ips = {}
   for _, dir in ipairs({ 1, 2 }) do
     local tuple = top[dir] and attrs(msg, top[dir][1], top[dir][2]) or {}
-    if tuple[3] then features[#features + 1] = "tuplezone" end
+    if tuple[3] then features[#features + 1] = dir == 1 and "origzone" or "replyzone" end
     local ip = tuple[1] and attrs(msg, tuple[1][1], tuple[1][2]) or {}
     local src, dst = ip[1] or ip[3], ip[2] or ip[4]
     ips[dir] = src and dst and { msg:sub(src[1], src[2] - 1), msg:sub(dst[1], dst[2] - 1) } or { "", "" }
