@@ -21,7 +21,24 @@ function M.attr(type, payload)
 end
 
 function M.nest(type, ...)
-  return M.attr(type + NESTED, table.concat({ ... }))
+  -- Malformed bodies, each a message of family 2 once wrapped: sizes the
+-- library's parser would exit() on, a string without its NUL, an attribute
+-- longer than the message. Each must be refused as "malformed attributes".
+function M.malformed()
+  local attr, nest, CTA = M.attr, M.nest, M.CTA
+  return {
+    attr(CTA.TIMEOUT, "\0\0\0"),                      -- a 32-bit value in 3 bytes
+    attr(CTA.ZONE, "\0\0\0\0"),                       -- a 16-bit value in 4 bytes
+    nest(CTA.TUPLE_ORIG, nest(1, attr(1, "\10\0\0"))),   -- an IPv4 address in 3 bytes
+    nest(CTA.TUPLE_ORIG, nest(2, attr(2, "\0"))),         -- a port in 1 byte
+    nest(CTA.PROTOINFO, nest(1, attr(1, "\3\3"))),         -- a TCP state in 2 bytes
+    nest(CTA.COUNTERS_ORIG, attr(1, "\0\0\0\0")),          -- 64-bit packets in 4 bytes
+    nest(5, attr(1, "ftp")),                               -- a helper name without its NUL
+    u16(200) .. u16(CTA.MARK) .. "\0\0\0\7",                 -- an attribute longer than the message
+  }
+end
+
+return M.attr(type + NESTED, table.concat({ ... }))
 end
 
 local function ipv4(text)
@@ -41,7 +58,24 @@ function M.tuple(type, t)
     proto[#proto + 1] = M.attr(5, string.char(t.icmp[1]))
     proto[#proto + 1] = M.attr(6, string.char(t.icmp[2]))
   end
-  return M.nest(type, ip, M.nest(2, table.concat(proto)))
+  -- Malformed bodies, each a message of family 2 once wrapped: sizes the
+-- library's parser would exit() on, a string without its NUL, an attribute
+-- longer than the message. Each must be refused as "malformed attributes".
+function M.malformed()
+  local attr, nest, CTA = M.attr, M.nest, M.CTA
+  return {
+    attr(CTA.TIMEOUT, "\0\0\0"),                      -- a 32-bit value in 3 bytes
+    attr(CTA.ZONE, "\0\0\0\0"),                       -- a 16-bit value in 4 bytes
+    nest(CTA.TUPLE_ORIG, nest(1, attr(1, "\10\0\0"))),   -- an IPv4 address in 3 bytes
+    nest(CTA.TUPLE_ORIG, nest(2, attr(2, "\0"))),         -- a port in 1 byte
+    nest(CTA.PROTOINFO, nest(1, attr(1, "\3\3"))),         -- a TCP state in 2 bytes
+    nest(CTA.COUNTERS_ORIG, attr(1, "\0\0\0\0")),          -- 64-bit packets in 4 bytes
+    nest(5, attr(1, "ftp")),                               -- a helper name without its NUL
+    u16(200) .. u16(CTA.MARK) .. "\0\0\0\7",                 -- an attribute longer than the message
+  }
+end
+
+return M.nest(type, ip, M.nest(2, table.concat(proto)))
 end
 
 -- A whole message: family (2 or 10), body = concatenated attributes.
@@ -75,6 +109,23 @@ function M.samples()
       .. M.attr(M.CTA.SECMARK, be32(0x80000001))
       .. M.nest(M.CTA.SECCTX, M.attr(1, "system_u:object_r:ssh_port_t:s0\0"))
       .. M.attr(M.CTA.USE, be32(1)) .. M.attr(M.CTA.ID, be32(3000000000))),
+  }
+end
+
+-- Malformed bodies, each a message of family 2 once wrapped: sizes the
+-- library's parser would exit() on, a string without its NUL, an attribute
+-- longer than the message. Each must be refused as "malformed attributes".
+function M.malformed()
+  local attr, nest, CTA = M.attr, M.nest, M.CTA
+  return {
+    attr(CTA.TIMEOUT, "\0\0\0"),                      -- a 32-bit value in 3 bytes
+    attr(CTA.ZONE, "\0\0\0\0"),                       -- a 16-bit value in 4 bytes
+    nest(CTA.TUPLE_ORIG, nest(1, attr(1, "\10\0\0"))),   -- an IPv4 address in 3 bytes
+    nest(CTA.TUPLE_ORIG, nest(2, attr(2, "\0"))),         -- a port in 1 byte
+    nest(CTA.PROTOINFO, nest(1, attr(1, "\3\3"))),         -- a TCP state in 2 bytes
+    nest(CTA.COUNTERS_ORIG, attr(1, "\0\0\0\0")),          -- 64-bit packets in 4 bytes
+    nest(5, attr(1, "ftp")),                               -- a helper name without its NUL
+    u16(200) .. u16(CTA.MARK) .. "\0\0\0\7",                 -- an attribute longer than the message
   }
 end
 

@@ -6,7 +6,6 @@ package.path = "./?.lua;" .. package.path
 local messages = require "fuzz.messages"
 local byteorder = require "fuzz.byteorder"
 local conntrack = ns.conntrack
-local CTA, attr, nest = messages.CTA, messages.attr, messages.nest
 
 local function files(dir)
   local list = {}
@@ -101,16 +100,8 @@ describe("conntrack.parse", function()
   end)
 
   it("refuses an attribute of the wrong size instead of letting the library exit", function()
-    local cases = {
-      attr(CTA.TIMEOUT, "\0\0\0"),                      -- a 32-bit value in 3 bytes
-      attr(CTA.ZONE, "\0\0\0\0"),                       -- a 16-bit value in 4 bytes
-      nest(CTA.TUPLE_ORIG, nest(1, attr(1, "\10\0\0"))),   -- an IPv4 address in 3 bytes
-      nest(CTA.TUPLE_ORIG, nest(2, attr(2, "\0"))),         -- a port in 1 byte
-      nest(CTA.PROTOINFO, nest(1, attr(1, "\3\3"))),         -- a TCP state in 2 bytes
-      nest(CTA.COUNTERS_ORIG, attr(1, "\0\0\0\0")),          -- 64-bit packets in 4 bytes
-      nest(5, attr(1, "ftp")),                               -- a helper name without its NUL
-      messages.u16(200) .. messages.u16(CTA.MARK) .. "\0\0\0\7",     -- an attribute longer than the message
-    }
+    local cases = messages.malformed()
+    assert.equal(8, #cases)
     for _, body in ipairs(cases) do
       local flow, err = conntrack.parse(messages.message(2, body))
       assert.is_nil(flow)
