@@ -1,7 +1,7 @@
 -- fuzz/messages.lua: ctnetlink messages built by hand, as the kernel lays
 -- them out: the seeds of the parse fuzzer and the crafted input of
--- spec/parse_spec.lua. Host byte order for netlink headers, network order
--- for addresses, ports and 32-bit values.
+-- spec/parse_spec.lua and cross/outputs.lua. Host byte order for netlink
+-- headers, network order for addresses, ports and 32-bit values.
 local byteorder = require "fuzz.byteorder"
 local M = {}
 
@@ -21,24 +21,7 @@ function M.attr(type, payload)
 end
 
 function M.nest(type, ...)
-  -- Malformed bodies, each a message of family 2 once wrapped: sizes the
--- library's parser would exit() on, a string without its NUL, an attribute
--- longer than the message. Each must be refused as "malformed attributes".
-function M.malformed()
-  local attr, nest, CTA = M.attr, M.nest, M.CTA
-  return {
-    attr(CTA.TIMEOUT, "\0\0\0"),                      -- a 32-bit value in 3 bytes
-    attr(CTA.ZONE, "\0\0\0\0"),                       -- a 16-bit value in 4 bytes
-    nest(CTA.TUPLE_ORIG, nest(1, attr(1, "\10\0\0"))),   -- an IPv4 address in 3 bytes
-    nest(CTA.TUPLE_ORIG, nest(2, attr(2, "\0"))),         -- a port in 1 byte
-    nest(CTA.PROTOINFO, nest(1, attr(1, "\3\3"))),         -- a TCP state in 2 bytes
-    nest(CTA.COUNTERS_ORIG, attr(1, "\0\0\0\0")),          -- 64-bit packets in 4 bytes
-    nest(5, attr(1, "ftp")),                               -- a helper name without its NUL
-    u16(200) .. u16(CTA.MARK) .. "\0\0\0\7",                 -- an attribute longer than the message
-  }
-end
-
-return M.attr(type + NESTED, table.concat({ ... }))
+  return M.attr(type + NESTED, table.concat({ ... }))
 end
 
 local function ipv4(text)
@@ -58,24 +41,7 @@ function M.tuple(type, t)
     proto[#proto + 1] = M.attr(5, string.char(t.icmp[1]))
     proto[#proto + 1] = M.attr(6, string.char(t.icmp[2]))
   end
-  -- Malformed bodies, each a message of family 2 once wrapped: sizes the
--- library's parser would exit() on, a string without its NUL, an attribute
--- longer than the message. Each must be refused as "malformed attributes".
-function M.malformed()
-  local attr, nest, CTA = M.attr, M.nest, M.CTA
-  return {
-    attr(CTA.TIMEOUT, "\0\0\0"),                      -- a 32-bit value in 3 bytes
-    attr(CTA.ZONE, "\0\0\0\0"),                       -- a 16-bit value in 4 bytes
-    nest(CTA.TUPLE_ORIG, nest(1, attr(1, "\10\0\0"))),   -- an IPv4 address in 3 bytes
-    nest(CTA.TUPLE_ORIG, nest(2, attr(2, "\0"))),         -- a port in 1 byte
-    nest(CTA.PROTOINFO, nest(1, attr(1, "\3\3"))),         -- a TCP state in 2 bytes
-    nest(CTA.COUNTERS_ORIG, attr(1, "\0\0\0\0")),          -- 64-bit packets in 4 bytes
-    nest(5, attr(1, "ftp")),                               -- a helper name without its NUL
-    u16(200) .. u16(CTA.MARK) .. "\0\0\0\7",                 -- an attribute longer than the message
-  }
-end
-
-return M.nest(type, ip, M.nest(2, table.concat(proto)))
+  return M.nest(type, ip, M.nest(2, table.concat(proto)))
 end
 
 -- A whole message: family (2 or 10), body = concatenated attributes.
