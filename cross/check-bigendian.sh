@@ -87,6 +87,11 @@ build_native() {
   make -s && make -s LUA=lua5.1 && echo "./conntrack.so, build/lua5.1/conntrack.so"
 }
 
+# "ELF64, 2's complement, big endian, IBM S/390"
+elf() {
+  readelf -h "$1" | sed -n 's/^ *\(Class\|Data\|Machine\): *//p' | paste -sd, - | sed 's/,\([^ ]\)/, \1/g'
+}
+
 s390x_cc() {
   lua=$1; shift
   s390x-linux-gnu-gcc -O2 -g $WARN -fPIC -I"$s390x/usr/include/$lua" -I"$s390x/usr/include/s390x-linux-gnu" \
@@ -102,7 +107,7 @@ build_s390x() {
   done
   s390x_cc lua5.4 -o "$work/standalone-differential" fuzz/standalone.c fuzz/differential.c src/*.c -llua5.4 -lm &&
   s390x_cc lua5.4 -o "$work/standalone-parse" fuzz/standalone.c fuzz/parse.c src/*.c -llua5.4 -lm &&
-  file -b "$work/s390x-lua5.4/conntrack.so" | cut -d, -f1-2
+  elf "$work/s390x-lua5.4/conntrack.so"
 }
 
 outputs() {
@@ -129,7 +134,7 @@ mips() {
        -I"$top/$mipsel/usr/include/mipsel-linux-gnu" -I"$top/$mipsel/usr/include" -c "$top"/src/*.c &&
      mips-linux-gnu-gcc -shared -o conntrack.so ./*.o) || return 1
   done
-  echo "$(ls src/*.c | wc -l) files x Lua 5.4, 5.1: $(file -b "$work/mips-lua5.4/conntrack.so" | cut -d, -f1-2)"
+  echo "$(ls src/*.c | wc -l) files x Lua 5.4, 5.1: $(elf "$work/mips-lua5.4/conntrack.so")"
 }
 
 step install install
