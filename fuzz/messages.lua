@@ -1,26 +1,19 @@
 -- fuzz/messages.lua: ctnetlink messages built by hand, as the kernel lays
 -- them out: the seeds of the parse fuzzer and the crafted input of
--- spec/parse_spec.lua. Host byte order for netlink headers, network order
--- for addresses, ports and 32-bit values.
+-- spec/parse_spec.lua and cross/outputs.lua. Host byte order for netlink
+-- headers, network order for addresses, ports and 32-bit values.
+local byteorder = require "fuzz.byteorder"
 local M = {}
 
 local NESTED = 0x8000
 M.CTA = { TUPLE_ORIG = 1, TUPLE_REPLY = 2, STATUS = 3, PROTOINFO = 4, TIMEOUT = 7, MARK = 8,
-          COUNTERS_ORIG = 9, USE = 11, ID = 12, ZONE = 18 }
+          COUNTERS_ORIG = 9, USE = 11, ID = 12, SECMARK = 17, ZONE = 18, SECCTX = 19 }
 
 local function align(s) return s .. ("\0"):rep((4 - #s % 4) % 4) end
 
--- Byte strings of unsigned values, written with arithmetic so that Lua 5.1
--- builds them too; host order is little-endian (x86, arm64, mipsel).
-local function bytes_le(v, n)
-  local out = {}
-  for i = 1, n do out[i] = v % 256; v = math.floor(v / 256) end
-  return string.char((table.unpack or unpack)(out))
-end
-local function u16(v) return bytes_le(v, 2) end
-local function u32(v) return bytes_le(v, 4) end
-local function be16(v) return bytes_le(v, 2):reverse() end
-local function be32(v) return bytes_le(v, 4):reverse() end
+-- Headers in the host's order, found at run time (fuzz/byteorder.lua), so
+-- that the same messages are the kernel's on a big-endian CPU too.
+local u16, u32, be16, be32 = byteorder.u16, byteorder.u32, byteorder.be16, byteorder.be32
 M.u16, M.u32 = u16, u32
 
 function M.attr(type, payload)
@@ -74,6 +67,31 @@ function M.samples()
     icmp = M.message(2, M.tuple(M.CTA.TUPLE_ORIG, { src = "10.0.0.4", dst = "10.0.0.1", proto = 1, icmp = { 8, 0, 77 } })
       .. M.tuple(M.CTA.TUPLE_REPLY, { src = "10.0.0.1", dst = "10.0.0.4", proto = 1, icmp = { 0, 0, 77 } })
       .. M.attr(M.CTA.TIMEOUT, be32(30)), 2),
+    -- crafted, not recorded: the kernel sends a security context only under
+    -- SELinux (or another LSM with secids), which this machine has not
+    secctx = M.message(2, M.tuple(M.CTA.TUPLE_ORIG, tcp) .. M.tuple(M.CTA.TUPLE_REPLY, reply)
+      .. M.attr(M.CTA.STATUS, be32(14)) .. M.attr(M.CTA.TIMEOUT, be32(431999))
+      .. M.nest(M.CTA.PROTOINFO, M.nest(1, M.attr(1, "\3")))
+      .. M.attr(M.CTA.SECMARK, be32(0x80000001))
+      .. M.nest(M.CTA.SECCTX, M.attr(1, "system_u:object_r:ssh_port_t:s0\0"))
+      .. M.attr(M.CTA.USE, be32(1)) .. M.attr(M.CTA.ID, be32(3000000000))),
+  }
+end
+
+-- Malformed bodies, each a message of family 2 once wrapped: sizes the
+-- library's parser would exit() on, a string without its NUL, an attribute
+-- longer than the message. Each must be refused as "malformed attributes".
+function M.malformed()
+  local attr, nest, CTA = M.attr, M.nest, M.CTA
+  return {
+    attr(CTA.TIMEOUT, "\0\0\0"),                      -- a 32-bit value in 3 bytes
+    attr(CTA.ZONE, "\0\0\0\0"),                       -- a 16-bit value in 4 bytes
+    nest(CTA.TUPLE_ORIG, nest(1, attr(1, "\10\0\0"))),   -- an IPv4 address in 3 bytes
+    nest(CTA.TUPLE_ORIG, nest(2, attr(2, "\0"))),         -- a port in 1 byte
+    nest(CTA.PROTOINFO, nest(1, attr(1, "\3\3"))),         -- a TCP state in 2 bytes
+    nest(CTA.COUNTERS_ORIG, attr(1, "\0\0\0\0")),          -- 64-bit packets in 4 bytes
+    nest(5, attr(1, "ftp")),                               -- a helper name without its NUL
+    u16(200) .. u16(CTA.MARK) .. "\0\0\0\7",                 -- an attribute longer than the message
   }
 end
 
