@@ -88,7 +88,8 @@ fuzz/%-fuzzer: fuzz/%.c $(wildcard src/*.c) src/lct.h
 fuzz: fuzz/parse-fuzzer fuzz/filter-fuzzer fuzz/differential-fuzzer
 	@for t in parse filter differential; do \
 	  mkdir -p fuzz/out/$$t && fuzz/$$t-fuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	    -artifact_prefix=fuzz/crashes/$$t- fuzz/out/$$t fuzz/corpus/$$t 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; \
+	    -artifact_prefix=fuzz/crashes/$$t- fuzz/out/$$t fuzz/corpus/$$t $$([ $$t = filter ] || echo fuzz/corpus/recorded) \
+	    2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; \
 	done
 
 # The sanitized module is built apart (build/asan-$(LUA)) and found by the
@@ -129,14 +130,18 @@ else
 endif
 
 # Routers' CPUs and libc, from this machine: i386 Lua 5.1 under qemu (32-bit
-# integers), every file against musl; what they need is installed first.
+# integers), s390x under qemu (big-endian: every message's outputs equal x86's,
+# the differential target fuzzed there for CROSS_FUZZ_SECONDS), 32-bit
+# big-endian MIPS and musl compiles; what they need is installed first.
 CROSS_PACKAGES = qemu-user-static musl-tools gcc-i686-linux-gnu gcc-s390x-linux-gnu gcc-mips-linux-gnu
+CROSS_FUZZ_SECONDS ?= 60
 deps-cross:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CROSS_PACKAGES) >/dev/null
 
 check-cross: deps-cross
 	cross/check-i386.sh
 	cross/check-musl.sh
+	FUZZ_SECONDS=$(CROSS_FUZZ_SECONDS) PARSE_FUZZ_SECONDS=$$(( $(CROSS_FUZZ_SECONDS) / 3 )) sh cross/check-bigendian.sh
 
 BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
