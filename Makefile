@@ -32,8 +32,12 @@ DEBIAN_PACKAGES = build-essential pkg-config $(LUA_PACKAGES) libnetfilter-conntr
                   libmnl-dev conntrack nftables iproute2 util-linux lua-busted lua-socket lua-luv lua-cqueues luarocks valgrind \
                   clang libclang-rt-14-dev time groff-base jq zip
 
-# Runs its arguments in a new network namespace that specs recognise as theirs.
-IN_NETNS = unshare -n sh -c 'ip link set lo up && export LCT_TEST_NETNS=$$(readlink /proc/self/ns/net) && exec "$$@"' netns
+# Runs its arguments in a new network namespace that specs recognise as theirs,
+# and a mount namespace of its own where /etc/xtables (connlabel.conf, which
+# specs write) is a private tmpfs: the machine's files are never touched, and
+# runs of the suite can go on side by side.
+IN_NETNS = unshare -n -m sh -c 'mkdir -p /etc/xtables && mount -t tmpfs lct-test /etc/xtables && \
+	   ip link set lo up && export LCT_TEST_NETNS=$$(readlink /proc/self/ns/net) && exec "$$@"' netns
 # The Lua under test, for specs and the processes they start; LUA_CPATH finds its build first.
 TEST_ENV = env LCT_LUA=$(LUA) LCT_SO_DIR=$(BUILD) LUA_CPATH='$(BUILD)/?.so;;'
 
@@ -161,11 +165,12 @@ install: $(BUILD)/conntrack.so
 # source.url names, installable offline with `luarocks install`.
 VERSION = $(shell sed -n 's/^\#define LCT_VERSION "\(.*\)"/\1/p' src/lct.h)
 DIST    = lua-conntrack-$(VERSION)
+DISTDIR ?= build/dist
 rock:
-	rm -rf build/dist && mkdir -p build/dist
-	git archive --format=tar.gz --prefix=$(DIST)/ -o build/dist/$(DIST).tar.gz HEAD
-	cp $(DIST)-1.rockspec build/dist/
-	cd build/dist && zip -q $(DIST)-1.src.rock $(DIST)-1.rockspec $(DIST).tar.gz
+	rm -rf $(DISTDIR) && mkdir -p $(DISTDIR)
+	git archive --format=tar.gz --prefix=$(DIST)/ -o $(DISTDIR)/$(DIST).tar.gz HEAD
+	cp $(DIST)-1.rockspec $(DISTDIR)/
+	cd $(DISTDIR) && zip -q $(DIST)-1.src.rock $(DIST)-1.rockspec $(DIST).tar.gz
 
 clean:
 	rm -rf conntrack.so src/*.o build bench/floor fuzz/*-fuzzer fuzz/out
