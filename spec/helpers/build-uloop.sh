@@ -17,17 +17,18 @@ esac
 
 if [ ! -f build/libubox/lua/uloop.c ]; then
   [ -f "$src/lua/uloop.c" ] || { echo "build-uloop.sh: no libubox sources in $src" >&2; exit 1; }
-  rm -rf build/libubox.tmp
   mkdir -p build
-  cp -r "$src" build/libubox.tmp
-  chmod -R u+w build/libubox.tmp   # the copy keeps read-only modes; make clean must remove it
-  mv build/libubox.tmp build/libubox
+  cp -r "$src" "build/libubox.$$"
+  chmod -R u+w "build/libubox.$$"   # the copy keeps read-only modes; make clean must remove it
+  # another run of the suite may have put its copy in place meanwhile
+  mv -T "build/libubox.$$" build/libubox 2>/dev/null || rm -rf "build/libubox.$$"
 fi
 
 # The module alone, without cmake or json-c (../shared/vendor/README.md);
-# written aside and renamed, so that a running Lua never sees half a file.
+# written aside and renamed, so that a running Lua (or another run of the
+# suite building it too) never sees half a file.
 mkdir -p "build/$lua"
 # shellcheck disable=SC2086   # lua_cflags is a list of flags
-cc -shared -fPIC -Os -Ibuild/libubox $lua_cflags -o "build/$lua/uloop.so.tmp" \
+cc -shared -fPIC -Os -Ibuild/libubox $lua_cflags -o "build/$lua/uloop.so.$$" \
    build/libubox/lua/uloop.c build/libubox/uloop.c build/libubox/utils.c
-mv "build/$lua/uloop.so.tmp" "build/$lua/uloop.so"
+mv "build/$lua/uloop.so.$$" "build/$lua/uloop.so"
