@@ -9,7 +9,6 @@ local unpack = compat.unpack
 
 local M = {}
 
-
 -- glibc's inet_aton: one to four parts, each decimal, octal or hex; the
 -- text may go on after a blank.
 local function inet_aton(s)
