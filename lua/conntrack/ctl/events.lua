@@ -19,6 +19,7 @@ local HANDLER_KEYS = { new = true, update = true, destroy = true, overflow = tru
 function M.load_handler(path)
   local chunk, err = loadfile(path, "t")
   if not chunk then options.failure(("cannot load handler: %s"):format(err)) end
+  compat.interruptible(chunk)
   local ok, h = xpcall(chunk, debug.traceback)
   if not ok then options.failure(("handler %s failed to load: %s"):format(path, tostring(h))) end
   if type(h) ~= "table" then

@@ -316,6 +316,7 @@ function M.compile(expr)
   local source = "return (" .. expr .. "\n)"
   local chunk, err = compat.load_text(source, "=--where", env)
   if not chunk then usage((err:gsub("^%-%-where:%d+: ", ""))) end
+  compat.interruptible(chunk)
   local followed, names = pcall(free_names, source)
   if not followed then usage("its names cannot be checked (" .. tostring(names) .. ")") end
   for _, name in ipairs(names) do
