@@ -256,7 +256,8 @@ static int dump_one(lua_State *L, struct dump *d, int parse)
  * again: the step holds the message and the flow being parsed, so the dump
  * is busy, another step raises "dump already in use", and a close is
  * finished by step_end. A step that finds the dump closed that way ends
- * the loop as a closed dump does, with an error. */
+ * the loop as a closed dump does, with an error. (An error the step does
+ * not raise itself, out of memory, leaves the dump busy: it can be closed.) */
 static int dump_step(lua_State *L)
 {
 	struct dump *d = lua_touserdata(L, 1);
