@@ -3,7 +3,10 @@
  * argument: filters (addresses, prefixes, masks, ports, names) and update's
  * changes, compiled then matched against a sample flow. The input is lines
  * "key=value": an integer, "a,b" (a { value, mask } pair), true/false, or a
- * string. No netlink I/O happens.
+ * string; and lines "meta=MODE[:value]" that give the table and the pairs in
+ * it a metatable whose __index (or __len) returns that value, raises, runs a
+ * full collection, adds a key to the table or returns the table itself, as
+ * a hostile script's argument would. No netlink I/O happens.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,6 +24,8 @@ static int compile(lua_State *L)
 	struct nf_conntrack *ct;
 
 	lct_filter_parse(L, 1, &f);      /* may raise: nothing allocated yet */
+	lct_filter_push_where(L, 1);     /* a lookup: __index runs */
+	lua_pop(L, 1);
 	if ((ct = nfct_new()) != NULL) {
 		nfct_set_attr_u8(ct, ATTR_L3PROTO, AF_INET);
 		nfct_set_attr_u8(ct, ATTR_L4PROTO, 6);
@@ -31,6 +36,66 @@ static int compile(lua_State *L)
 	}
 	lct_changes_parse(L, 1, &c);
 	return 0;
+}
+
+enum { META_VALUE, META_RAISE, META_GC, META_MUTATE, META_SELF };
+
+/* __index(t, k) and __len(t): upvalue 1 the mode, 2 the value */
+static int metamethod(lua_State *L)
+{
+	switch ((int)lua_tointeger(L, lua_upvalueindex(1))) {
+	case META_RAISE:
+		return luaL_error(L, "metatable raised");
+	case META_GC:
+		lua_gc(L, LUA_GCCOLLECT, 0);
+		return 0;
+	case META_MUTATE:
+		if (lua_type(L, 2) == LUA_TSTRING) {
+			lua_pushfstring(L, "%s_", lua_tostring(L, 2));
+			lua_pushinteger(L, 1);
+			lua_rawset(L, 1);
+		}
+		return 0;
+	case META_SELF:
+		lua_pushvalue(L, 1);
+		return 1;
+	}
+	lua_pushvalue(L, lua_upvalueindex(2));
+	return 1;
+}
+
+static void push_value(lua_State *L, const char *v);
+
+/* "MODE[:value]" into the metatable at the top of the stack. */
+static void add_meta(lua_State *L, const char *spec)
+{
+	static const char *const modes[] = { "index", "raise", "gc", "mutate", "self", "len" };
+	const char *colon = strchr(spec, ':');
+	size_t len = colon ? (size_t)(colon - spec) : strlen(spec), i;
+
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strlen(modes[i]) == len && memcmp(modes[i], spec, len) == 0)
+			break;
+	if (i == sizeof(modes) / sizeof(modes[0]))
+		return;
+	lua_pushinteger(L, i == 5 ? META_VALUE : (lua_Integer)i);
+	push_value(L, colon ? colon + 1 : "");
+	lua_pushcclosure(L, metamethod, 2);
+	lua_setfield(L, -2, i == 5 ? "__len" : "__index");
+	if (i == META_RAISE) {
+		lua_getfield(L, -1, "__index");
+		lua_setfield(L, -2, "__len");
+	}
+}
+
+/* The table at the top of the stack gets the shared metatable (upvalue-free:
+ * registry key "filter-fuzz.meta"), if the input asked for one. */
+static void set_meta(lua_State *L)
+{
+	if (lua_getfield(L, LUA_REGISTRYINDEX, "filter-fuzz.meta") == LUA_TTABLE)
+		lua_setmetatable(L, -2);
+	else
+		lua_pop(L, 1);
 }
 
 static void push_value(lua_State *L, const char *v)
@@ -47,6 +112,7 @@ static void push_value(lua_State *L, const char *v)
 		lua_rawseti(L, -2, 1);
 		lua_pushinteger(L, strtoll(comma + 1, NULL, 0));
 		lua_rawseti(L, -2, 2);
+		set_meta(L);
 	} else if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0) {
 		lua_pushboolean(L, v[0] == 't');
 	} else {
@@ -69,16 +135,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	memcpy(text, data, size);
 	text[size] = '\0';
+	/* the metatable first: the pairs get it as they are made */
+	lua_pushnil(L);
+	lua_setfield(L, LUA_REGISTRYINDEX, "filter-fuzz.meta");
+	for (line = text; (line = strstr(line, "meta=")) != NULL; line += 5)
+		if (line == text || line[-1] == '\n') {
+			char *end = strchr(line, '\n'), saved = 0;
+			if (lua_getfield(L, LUA_REGISTRYINDEX, "filter-fuzz.meta") != LUA_TTABLE) {
+				lua_pop(L, 1);
+				lua_newtable(L);
+				lua_pushvalue(L, -1);
+				lua_setfield(L, LUA_REGISTRYINDEX, "filter-fuzz.meta");
+			}
+			if (end) {
+				saved = *end;
+				*end = '\0';
+			}
+			add_meta(L, line + 5);
+			if (end)
+				*end = saved;
+			lua_pop(L, 1);
+		}
 	lua_pushcfunction(L, compile);
 	lua_newtable(L);
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *eq = strchr(line, '=');
-		if (eq == NULL)
+		if (eq == NULL || strncmp(line, "meta=", 5) == 0)
 			continue;
 		*eq = '\0';
 		push_value(L, eq + 1);
 		lua_setfield(L, -2, line);
 	}
+	set_meta(L);
 	if (lua_pcall(L, 1, 0, 0) != LUA_OK)
 		lua_pop(L, 1);
 	lua_settop(L, 0);

@@ -68,7 +68,7 @@ local function report(err)
     if err.ctl_status == 2 then output.try_help() end
     return err.ctl_status
   end
-  if type(err) == "string" and err:match("interrupted!$") then
+  if options.interrupted(err) then
     return 130
   end
   output.message("Operation failed: " .. tostring(err))

@@ -52,7 +52,7 @@ describe("conflicting commands", function()
 end)
 
 describe("a bad address or netmask", function()
-  cases{ "-L -s 999.1.1.1", "-L --orig-s 999.1.1.1", "-L -d 10.0.0.256", "-L -r fd00::zz", "-L -q 1.2.3.4.5",
+  cases{ "-L -s 0x10000000000000001", "-L -d 10.02000000000000000000001", "-L -s 999.1.1.1", "-L --orig-s 999.1.1.1", "-L -d 10.0.0.256", "-L -r fd00::zz", "-L -q 1.2.3.4.5",
          "-L -s 10.0.0.1/33", "-L -s fd00::/129", "-L -d 10.0.0.0/abc", "-L -s 10.0.0.1/255.255.255.0",
          "-L -s 10.0.0.1 -d fd00::1", "-L -f ipv4 -s fd00::1", "-L -s fd00::1 -r 10.0.0.1",
          "-L --mask-src 255.0.0.0", "-L -s 10.0.0.0 --mask-src 999.0.0.0", "-L -s 10.0.0.0 --mask-src ffff::",
@@ -131,6 +131,14 @@ describe("labels", function()
       ctl.with_labels(function() refused(args) end)
     end)
   end
+
+  -- strtoul's overflow is no bit: modulo 2^64 these would be bits 5 and 3
+  it("names no bit with a number of connlabel.conf beyond 64 bits, as conntrack #diff", function()
+    ctl.with_labels(function()
+      refused("-L -l five")
+      refused("-L -l three")
+    end, "0x10000000000000005 five\n01000000000000000000000003 three\n1 one\n")
+  end)
 end)
 
 -- conntrack 1.4.7 reads numbers with strtoul and no check: `-m abc' is mark
@@ -151,6 +159,16 @@ describe("a bad number (conntrack 1.4.7 takes it)", function()
     { "-I -p tcp -s 10.1.0.1 -d 10.1.0.2 --sport 99999 --dport 2 --state ESTABLISHED -t 10", "99999" },
     { "-E -b abc", "abc" }, { "-E -m abc", "abc" }, { "-D -i abc", "abc" },
     { "-L -p sctp --state FOO", "FOO" },
+    -- beyond 64 bits, in every base (Lua's tonumber(s, 16) would wrap them to 5, 9, 6, 3)
+    { "-D -m 0x10000000000000005", "0x10000000000000005" },
+    { "-I -p tcp -s 10.1.0.1 -d 10.1.0.2 --sport 1 --dport 2 --state ESTABLISHED -t 10 -m 0x10000000000000005",
+      "0x10000000000000005" },
+    { "-I -p udp -s 10.1.0.1 -d 10.1.0.2 --sport 1 --dport 2 -t 10 -w 0x10000000000000009", "0x10000000000000009" },
+    { "-L -m 02000000000000000000005", "02000000000000000000005" }, { "-L -m 18446744073709551621", "18446744073709551621" },
+    { "-L -m 5/0x1000000000000ffff", "0x1000000000000ffff" }, { "-L --orig-zone 0x10000000000000009", "0x10000000000000009" },
+    { "-D -i 0x10000000000000003", "0x10000000000000003" }, { "-L -c 02000000000000000000003", "02000000000000000000003" },
+    { "-L -p gre --srckey 0x10000000000000007", "0x10000000000000007" },
+    { "-L -p 0x10000000000000006", "0x10000000000000006" }, { "-L -p 01000000000000000000006", "01000000000000000000006" },
   }
   for _, case in ipairs(STRICT) do
     local args, word = case[1], case[2]

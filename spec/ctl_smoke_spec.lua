@@ -128,6 +128,35 @@ describe("--where", function()
                  "Try `lua-conntrack -h' or 'lua-conntrack --help' for more information.\n", err)
   end)
 
+  -- A typo read as nil would make `~= 53' true for every flow.
+  it("refuses a name that is not a field inside a function the expression defines, before touching the table", function()
+    ns.fill({ SSH, WEB })
+    for _, case in ipairs{
+      { "(function() return orig_dprot ~= 53 end)()", "orig_dprot" },
+      { "(function() local orig_dprot = orig_dprot return orig_dprot ~= 53 end)()", "orig_dprot" },
+      { "(function(x) return x end)(1) and x ~= 53", "x" },
+      { "(function() if mark then local q = 1 else return q ~= 53 end end)()", "q" },
+      { "(function() for i = 1, 2 do end return i ~= 53 end)()", "i" },
+      { "(function() stash = mark return true end)()", "stash" },
+    } do
+      local _, err, status = run("-D", "--where", case[1])
+      assert.equal(2, status, case[1])
+      assert.equal(PREFIX .. ("invalid --where expression: unknown name '%s'\n"):format(case[2]) ..
+                   "Try `lua-conntrack -h' or 'lua-conntrack --help' for more information.\n", err)
+    end
+    assert.equal(2, ns.handle():count())
+  end)
+
+  it("takes the locals, parameters and loop variables of the functions it defines", function()
+    ns.fill({ SSH, WEB })
+    local out, _, status = run("-L", "--where",
+      "(function(port) local wanted = { [22] = true } for p in pairs(wanted) do if p == port then return true end end " ..
+      "return false end)(orig_dport)")
+    assert.equal(0, status)
+    assert.equal(1, #ns.sorted_lines(out))
+    assert.truthy(out:find("dport=22 ", 1, true))
+  end)
+
   it("deletes only the flows the expression selects", function()
     ns.fill({ SSH, WEB })
     local out, err, status = run("-D", "-p", "tcp", "--where", "orig_dport == 22 and status.CONFIRMED")
@@ -136,6 +165,42 @@ describe("--where", function()
     assert.truthy(out:find("dport=22 ", 1, true))
     assert.is_nil(ns.handle():get(SSH_KEY))
     assert.truthy(ns.handle():get(WEB_KEY))
+  end)
+
+  -- The script in the background, a real SIGINT once the expression runs
+  -- (snippet, a Lua chunk, then gives -E its event); stdout, stderr, status
+  -- (137 if it did not end on SIGINT: killed after 20 s).
+  local function interrupted(args, snippet)
+    local out, err = os.tmpname(), os.tmpname()
+    local rc = ns.run(("sh -c %s"):format(shell_quote(
+      ("timeout -s KILL 20 %s lua/ctl.lua %s > %s 2> %s & P=$!; sleep 0.5; %s; sleep 0.5; kill -INT $P; wait $P; echo $?")
+        :format(ns.LUA, args, out, err, snippet and (ns.LUA .. " -e " .. shell_quote(snippet)) or ":"))))
+    local function slurp(path)
+      local h = assert(io.open(path)); local s = h:read("*a"); h:close(); os.remove(path); return s
+    end
+    return slurp(out), slurp(err), tonumber(rc)
+  end
+  local ENDLESS = shell_quote("(function() while true do end end)()")
+
+  for _, command in ipairs{ "-L", "-D", "-U -m 3" } do
+    it(("exits 130 on Ctrl-C during an endless expression (%s), having acted on no flow"):format(command), function()
+      ns.fill({ SSH, WEB })
+      local out, err, status = interrupted(command .. " --where " .. ENDLESS)
+      assert.equal(130, status, err)
+      assert.equal("", out)
+      assert.equal("", err)
+      assert.equal(2, ns.handle():count())
+      assert.equal(0, assert(ns.handle():get(SSH_KEY)).mark)
+    end)
+  end
+
+  it("exits 130 on Ctrl-C during an endless expression of -E, after its summary", function()
+    local out, err, status = interrupted("-E --where " .. ENDLESS,
+      'assert(require("conntrack").create{ proto = "udp", orig_src = "10.0.0.1", orig_dst = "10.0.0.3", ' ..
+      'orig_sport = 1, orig_dport = 53, timeout = 60 })')
+    assert.equal(130, status, err)
+    assert.equal("", out)
+    assert.equal(PREFIX .. "0 flow events have been shown.\n", err)
   end)
 end)
 

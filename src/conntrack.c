@@ -11,13 +11,45 @@
 
 #include "lct.h"
 
-struct handle *lct_check_handle(lua_State *L, int idx)
-{
-	struct handle *h = luaL_checkudata(L, idx, LCT_HANDLE);
+struct handle {
+	struct nl nl;
+	int netns_fd;              /* -1: the namespace the handle was opened in */
+	int closed;
+	char buf[LCT_RECV_SIZE];
+};
 
+static struct handle *check_open(lua_State *L, struct handle *h)
+{
 	if (h->closed)
 		luaL_error(L, "attempt to use a closed handle");
 	return h;
+}
+
+struct handle *lct_check_handle(lua_State *L, int idx)
+{
+	return check_open(L, luaL_checkudata(L, idx, LCT_HANDLE));
+}
+
+/* The handle's socket and namespace, for use right away (see lct.h): an
+ * operation may have run Lua code that closed the handle since it began. */
+struct nl *lct_handle_nl(lua_State *L, struct handle *h)
+{
+	return &check_open(L, h)->nl;
+}
+
+struct nl *lct_handle_nl_if_open(struct handle *h)
+{
+	return h->closed ? NULL : &h->nl;
+}
+
+int lct_handle_netns(lua_State *L, struct handle *h)
+{
+	return check_open(L, h)->netns_fd;
+}
+
+char *lct_handle_buf(struct handle *h)
+{
+	return h->buf;
 }
 
 /* What an errno from the kernel means for conntrack. */
@@ -69,9 +101,8 @@ static int open_netns(lua_State *L, int opts, int *fd)
 	luaL_checktype(L, opts, LUA_TTABLE);
 	lua_pushnil(L);
 	while (lua_next(L, opts)) {
-		if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "netns") != 0)
-			luaL_error(L, "bad argument '%s': open takes only 'netns'",
-			           lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+		if (!lct_key_is(L, -2, "netns"))
+			luaL_error(L, "bad argument '%s': open takes only 'netns'", lct_key_name(L, -2));
 		lua_pop(L, 1);
 	}
 	lua_getfield(L, opts, "netns");
@@ -89,7 +120,7 @@ static int open_netns(lua_State *L, int opts, int *fd)
 	if (lua_type(L, -1) != LUA_TSTRING)
 		luaL_error(L, "bad argument 'netns': expected a name, a path or a file descriptor, got %s",
 		           luaL_typename(L, -1));
-	name = lua_tostring(L, -1);
+	name = lct_check_cstring(L, -1, "netns");
 	if (*name == '\0')
 		luaL_error(L, "bad argument 'netns': empty name");
 	if (strchr(name, '/') == NULL)
@@ -218,6 +249,7 @@ int luaopen_conntrack(lua_State *L)
 
 	luaL_newmetatable(L, LCT_HANDLE);
 	luaL_setfuncs(L, handle_meta, 0);
+	lct_protect_metatable(L, LCT_HANDLE);
 	luaL_newlib(L, handle_methods);
 	lct_ops_register(L);
 	lua_setfield(L, -2, "__index");

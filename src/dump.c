@@ -2,7 +2,9 @@
  * dump.c: the streaming dump iterator. Each dump has its own socket, so the
  * handle stays free for get/update/delete inside the loop, and reads one
  * datagram at a time: memory stays flat however large the table. The dump is
- * the loop's closing value: break, an error or the collector ends it.
+ * the loop's closing value: break, an error or the collector ends it. A step
+ * is not re-entrant: Lua code it runs that steps the dump again gets
+ * "dump already in use".
  */
 #include <errno.h>
 #include <string.h>
@@ -29,6 +31,7 @@ struct dump {
 	int lines;                     /* yield formatted lines instead of flows */
 	int batch;                     /* yield the lines of a datagram at once */
 	int last;                      /* ended, its last lines yielded: the next step ends the loop */
+	int busy;                      /* a step is running: see dump_step */
 	struct format format;
 	char buf[LCT_RECV_SIZE];
 };
@@ -43,19 +46,42 @@ static void dump_release(struct dump *d, int state)
 	d->state = state;
 }
 
+/* close and __close. Lua code a step runs (its predicate, a finalizer) may
+ * close the dump: the socket goes at once (every read checks the state
+ * first), the scratch the step parses into at the step's end. */
 static int dump_close(lua_State *L)
 {
 	struct dump *d = luaL_checkudata(L, 1, LCT_DUMP);
 
-	if (d->state != DUMP_CLOSED)
+	if (d->busy) {
+		nl_close(&d->nl);
+		d->state = DUMP_CLOSED;
+	} else {
 		dump_release(d, DUMP_CLOSED);
+	}
 	d->last = 0;
 	return 0;
 }
 
+/* Only the collector calls it (the metatable is protected): no step runs. */
+static int dump_gc(lua_State *L)
+{
+	dump_release(luaL_checkudata(L, 1, LCT_DUMP), DUMP_CLOSED);
+	return 0;
+}
+
+/* The end of a step: on its return, and before any error it raises. */
+static void step_end(struct dump *d)
+{
+	d->busy = 0;
+	if (d->state == DUMP_CLOSED)
+		dump_release(d, DUMP_CLOSED);
+}
+
 static int dump_fail(lua_State *L, struct dump *d, int err)
 {
-	dump_release(d, DUMP_ENDED);
+	dump_release(d, d->state == DUMP_CLOSED ? DUMP_CLOSED : DUMP_ENDED);
+	step_end(d);
 	return luaL_error(L, "dump: %s", lct_strerror(-err));
 }
 
@@ -101,13 +127,20 @@ static int next_flow(lua_State *L, struct dump *d, const struct nlmsghdr **msg, 
 #define FLOW_MT lua_upvalueindex(2)
 
 /* Pushes the flow in d->scratch and calls the predicate (user value 1) with
- * it: 1 with the flow left on the stack if it is accepted, else 0. */
+ * it: 1 with the flow left on the stack if it is accepted, else 0. The call
+ * is protected so that the step ends before the predicate's error goes on. */
 static int accepted(lua_State *L, struct dump *d)
 {
-	lct_flow_adopt_mt(L, &d->scratch, FLOW_MT);
+	if (lct_flow_adopt_mt(L, &d->scratch, FLOW_MT) == NULL) {
+		step_end(d);
+		return luaL_error(L, "attempt to use a closed dump");
+	}
 	lua_getiuservalue(L, 1, 1);
 	lua_pushvalue(L, -2);
-	lua_call(L, 1, 1);
+	if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+		step_end(d);
+		return lua_error(L);
+	}
 	if (lua_toboolean(L, -1)) {
 		lua_pop(L, 1);
 		return 1;
@@ -137,7 +170,10 @@ static void push_library_line(lua_State *L, struct dump *d, const struct nlmsghd
 			dump_fail(L, d, -EBADMSG);
 		ct = d->scratch;
 	}
-	lct_push_line(L, ct, NFCT_T_UNKNOWN, 0, &d->format);
+	if (lct_push_line(L, ct, NFCT_T_UNKNOWN, 0, &d->format) < 0) {
+		step_end(d);
+		luaL_error(L, "cannot format flow");
+	}
 }
 
 static const struct nf_conntrack *top_flow(lua_State *L)
@@ -147,9 +183,9 @@ static const struct nf_conntrack *top_flow(lua_State *L)
 
 /* The batch step: the lines of the flows left in the datagram at hand (at
  * least one flow's, reading on if it held none), as one string of lines
- * each ending in "\n", and their number; nil at the end of the table. With
- * a predicate, one line a step: an error it raises loses no line it
- * accepted. The buffer is used with a balanced stack between its
+ * each ending in "\n", and their number (2 values); 0 at the end of the
+ * table. With a predicate, one line a step: an error it raises loses no line
+ * it accepted. The buffer is used with a balanced stack between its
  * operations. */
 static int dump_batch(lua_State *L, struct dump *d, int parse)
 {
@@ -181,36 +217,24 @@ static int dump_batch(lua_State *L, struct dump *d, int parse)
 		}
 		n++;
 	}
-	if (n == 0) {
-		lua_pushnil(L);
-		return 1;
-	}
-	d->last = d->state != DUMP_RUNNING;
+	if (n == 0)
+		return 0;
+	/* ended by the kernel, not closed by Lua code: the next step ends the loop */
+	d->last = d->reply.done;
 	luaL_pushresult(&b);
 	lua_pushinteger(L, n);
 	return 2;
 }
 
-/* The generic-for step: the next flow that passes the C filter and the
- * predicate (user value 1), or its line, or nil at the end of the table.
- * Lines of flows no filter needs parsed are written from the message. */
-static int dump_step(lua_State *L)
+/* The next flow that passes the C filter and the predicate (user value 1),
+ * or its line (1 value); 0 at the end of the table. Lines of flows no
+ * filter needs parsed are written from the message. */
+static int dump_one(lua_State *L, struct dump *d, int parse)
 {
-	struct dump *d = lua_touserdata(L, 1);
 	const struct nlmsghdr *msg;
 	char line[LCT_LINE_MAX];
-	int len, parse;
+	int len;
 
-	/* the metatable compared directly: cheaper than luaL_checkudata's lookup by name */
-	if (d == NULL || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, DUMP_MT))
-		d = luaL_checkudata(L, 1, LCT_DUMP);
-	lua_settop(L, 1);
-	parse = !d->lines || d->filter.nterms > 0 || d->filter.has_where;
-	if (d->state == DUMP_CLOSED && !d->last)
-		return luaL_error(L, "attempt to use a closed dump");
-	d->last = 0;
-	if (d->batch)
-		return dump_batch(L, d, parse);
 	while (next_flow(L, d, &msg, parse)) {
 		if (d->filter.has_where && !accepted(L, d))
 			continue;
@@ -224,6 +248,39 @@ static int dump_step(lua_State *L)
 		}
 		return 1;
 	}
+	return 0;
+}
+
+/* The generic-for step. While it runs, Lua code (the predicate, a finalizer
+ * the collector calls at an allocation) may close the dump or step it
+ * again: the step holds the message and the flow being parsed, so the dump
+ * is busy, another step raises "dump already in use", and a close is
+ * finished by step_end. A step that finds the dump closed that way ends
+ * the loop as a closed dump does, with an error. (An error the step does
+ * not raise itself, out of memory, leaves the dump busy: it can be closed.) */
+static int dump_step(lua_State *L)
+{
+	struct dump *d = lua_touserdata(L, 1);
+	int n, parse, closed;
+
+	/* the metatable compared directly: cheaper than luaL_checkudata's lookup by name */
+	if (d == NULL || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, DUMP_MT))
+		d = luaL_checkudata(L, 1, LCT_DUMP);
+	lua_settop(L, 1);
+	parse = !d->lines || d->filter.nterms > 0 || d->filter.has_where;
+	if (d->busy)
+		return luaL_error(L, "dump already in use");
+	if (d->state == DUMP_CLOSED && !d->last)
+		return luaL_error(L, "attempt to use a closed dump");
+	d->last = 0;
+	d->busy = 1;
+	n = d->batch ? dump_batch(L, d, parse) : dump_one(L, d, parse);
+	closed = d->state == DUMP_CLOSED && !d->reply.done;
+	step_end(d);
+	if (n > 0)
+		return n;
+	if (closed)
+		return luaL_error(L, "attempt to use a closed dump");
 	lua_pushnil(L);
 	return 1;
 }
@@ -247,25 +304,24 @@ static uint16_t check_dump_opts(lua_State *L, int idx, int *lines, int *batch, s
 	luaL_checktype(L, idx, LUA_TTABLE);
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
-		const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
-		if (strcmp(key, "zero") == 0) {
+		if (lct_key_is(L, -2, "zero")) {
 			if (lua_toboolean(L, -1))
 				type = IPCTNL_MSG_CT_GET_CTRZERO;
-		} else if (strcmp(key, "list") == 0) {
-			const char *list = lua_tostring(L, -1);
-			if (list && strcmp(list, "dying") == 0)
+		} else if (lct_key_is(L, -2, "list")) {
+			if (lct_key_is(L, -1, "dying"))
 				type = IPCTNL_MSG_CT_GET_DYING;
-			else if (list && strcmp(list, "unconfirmed") == 0)
+			else if (lct_key_is(L, -1, "unconfirmed"))
 				type = IPCTNL_MSG_CT_GET_UNCONFIRMED;
-			else if (!list || strcmp(list, "conntrack") != 0)
+			else if (!lct_key_is(L, -1, "conntrack"))
 				luaL_error(L, "bad argument 'list': expected \"conntrack\", \"dying\" or \"unconfirmed\"");
-		} else if (strcmp(key, "format") == 0) {
+		} else if (lct_key_is(L, -2, "format")) {
 			lct_check_format(L, lua_gettop(L), fmt);
 			*lines = 1;
-		} else if (strcmp(key, "batch") == 0) {
+		} else if (lct_key_is(L, -2, "batch")) {
 			*batch = lua_toboolean(L, -1);
 		} else {
-			luaL_error(L, "bad argument '%s': the options of dump are 'zero', 'list', 'format' and 'batch'", key);
+			luaL_error(L, "bad argument '%s': the options of dump are 'zero', 'list', 'format' and 'batch'",
+			           lct_key_name(L, -2));
 		}
 		lua_pop(L, 1);
 	}
@@ -295,12 +351,13 @@ int lct_dump(lua_State *L)
 	d->lines = lines;
 	d->batch = batch;
 	d->last = 0;
+	d->busy = 0;
 	d->format = fmt;
 	luaL_setmetatable(L, LCT_DUMP);
 	lct_filter_push_where(L, 2);
 	lua_setiuservalue(L, -2, 1);
 
-	if ((rc = nl_open(&d->nl, h->netns_fd, 0)) < 0)
+	if ((rc = nl_open(&d->nl, lct_handle_netns(L, h), 0)) < 0)
 		return luaL_error(L, "dump: %s", lct_strerror(-rc));
 	d->state = DUMP_RUNNING;
 	nlh = nl_ct_header(d->buf, type, NLM_F_DUMP, filter.family);
@@ -331,13 +388,14 @@ static int dump_tostring(lua_State *L)
 void lct_dump_open(lua_State *L)
 {
 	static const luaL_Reg meta[] = {
-		{ "__gc", dump_close }, { "__close", dump_close }, { "__tostring", dump_tostring },
+		{ "__gc", dump_gc }, { "__close", dump_close }, { "__tostring", dump_tostring },
 		{ NULL, NULL }
 	};
 	static const luaL_Reg methods[] = { { "close", dump_close }, { NULL, NULL } };
 
 	luaL_newmetatable(L, LCT_DUMP);
 	luaL_setfuncs(L, meta, 0);
+	lct_protect_metatable(L, LCT_DUMP);
 	luaL_newlib(L, methods);
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);

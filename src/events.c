@@ -3,11 +3,14 @@
  * read only when the caller asks (next, each, dispatch), never inside a
  * library callback. Losses are never silent: a kernel drop (ENOBUFS) is an
  * "overflow" event, optionally followed by a re-read of the table ("sync"
- * events, then "synced") so a mirror can reconcile.
+ * events, then "synced") so a mirror can reconcile. Lua code run meanwhile
+ * (a predicate, a handler, a finalizer) may close the subscription or read
+ * it again: every read checks it is open, and no state is held across Lua.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <poll.h>
 #include <string.h>
 #include <time.h>
@@ -102,17 +105,23 @@ static int nfct_type_of(int kind)
 	return kind == EV_NEW ? NFCT_T_NEW : kind == EV_UPDATE ? NFCT_T_UPDATE : NFCT_T_DESTROY;
 }
 
+/* What next_event and its parts return when Lua code closed the subscription. */
+#define EV_CLOSED (-1)
+
 /* Parses msg into a new flow on the stack if it passes the C filter and the
- * predicate (user value 1); returns whether it did. */
+ * predicate (user value 1); returns whether it did, or EV_CLOSED. */
 static int push_if_match(lua_State *L, int ev_idx, struct events *ev, const struct nlmsghdr *msg, int kind)
 {
 	struct flow *fl;
 
+	if (ev->closed)
+		return EV_CLOSED;
 	if (lct_scratch_ready(&ev->scratch) < 0)
 		return luaL_error(L, "not enough memory");
 	if (lct_parse_message(msg, ev->scratch) < 0 || !lct_filter_match(&ev->filter, ev->scratch))
 		return 0;
-	fl = lct_flow_adopt(L, &ev->scratch);
+	if ((fl = lct_flow_adopt(L, &ev->scratch)) == NULL)
+		return EV_CLOSED;
 	fl->type = (uint8_t)(kind ? nfct_type_of(kind) : NFCT_T_UNKNOWN);
 	fl->portid = kind ? msg->nlmsg_pid : 0;
 	if (ev->filter.has_where) {
@@ -149,15 +158,22 @@ static int start_resync(struct events *ev)
 static int next_sync(lua_State *L, int ev_idx, struct events *ev)
 {
 	const struct nlmsghdr *msg;
-	int rc;
+	int rc = 0, pushed;
 
-	while ((rc = nl_reply_next(&ev->sync_reply, &msg)) > 0)
-		if (NFNL_MSG_TYPE(msg->nlmsg_type) == IPCTNL_MSG_CT_NEW && push_if_match(L, ev_idx, ev, msg, 0)) {
+	while (!ev->closed && (rc = nl_reply_next(&ev->sync_reply, &msg)) > 0) {
+		if (NFNL_MSG_TYPE(msg->nlmsg_type) != IPCTNL_MSG_CT_NEW)
+			continue;
+		if ((pushed = push_if_match(L, ev_idx, ev, msg, 0)) == EV_CLOSED)
+			break;
+		if (pushed) {
 			lua_pushliteral(L, "sync");
 			lua_insert(L, -2);
 			lua_pushnumber(L, now(CLOCK_REALTIME));
 			return 3;
 		}
+	}
+	if (ev->closed)
+		return EV_CLOSED;
 	nl_close(&ev->sync_nl);
 	ev->sync = SYNC_DONE;
 	if (rc < 0)
@@ -212,17 +228,40 @@ static void drain(struct events *ev)
 	ev->off = ev->len;
 }
 
+/* The longest single wait: a longer timeout is waited in slices, so that
+ * no count of milliseconds overflows an int. */
+#define WAIT_SLICE_MS 3600000
+
+/* Milliseconds for poll: -1 for ever (timeout < 0), else what is left until
+ * deadline, rounded up, at most a slice. */
+static int poll_ms(double timeout, double deadline)
+{
+	double left = (deadline - now(CLOCK_MONOTONIC)) * 1000;
+	int ms;
+
+	if (timeout < 0)
+		return -1;
+	if (left >= WAIT_SLICE_MS)
+		return WAIT_SLICE_MS;
+	if (left <= 0)
+		return 0;
+	ms = (int)left;
+	return ms < left ? ms + 1 : ms;
+}
+
 /* Pushes kind, flow, time for the next event and returns 3, or returns 0
  * when none came within timeout seconds (< 0: wait for ever), or when a
  * signal made the interpreter set a hook (Ctrl-C in lua.c): the hook runs
- * as soon as we return. */
+ * as soon as we return. EV_CLOSED: Lua code it ran closed the subscription. */
 static int next_event(lua_State *L, int ev_idx, struct events *ev, double timeout)
 {
 	double deadline = now(CLOCK_MONOTONIC) + timeout;
 	int rc;
 
 	for (;;) {
-		if (ev->sync == SYNC_DUMPING && (rc = next_sync(L, ev_idx, ev)) > 0)
+		if (ev->closed)
+			return EV_CLOSED;
+		if (ev->sync == SYNC_DUMPING && (rc = next_sync(L, ev_idx, ev)) != 0)
 			return rc;
 		if (ev->sync == SYNC_DONE) {
 			ev->sync = SYNC_NONE;
@@ -241,13 +280,17 @@ static int next_event(lua_State *L, int ev_idx, struct events *ev, double timeou
 			}
 			ev->off += NLMSG_ALIGN(nlh->nlmsg_len);
 			kind = kind_of(nlh);
-			if (!(kind & ev->kinds) || !push_if_match(L, ev_idx, ev, nlh, kind))
+			if (!(kind & ev->kinds) || (rc = push_if_match(L, ev_idx, ev, nlh, kind)) == 0)
 				continue;
+			if (rc == EV_CLOSED)
+				return EV_CLOSED;
 			lua_pushstring(L, kind_names[kind == EV_NEW ? 0 : kind == EV_UPDATE ? 1 : 2]);
 			lua_insert(L, -2);
 			lua_pushnumber(L, now(CLOCK_REALTIME));
 			return 3;
 		}
+		if (ev->closed)
+			return EV_CLOSED;
 		rc = receive(ev);
 		if (rc == -ENOBUFS) {
 			/* the kernel dropped events: say so, and re-read the table if asked */
@@ -266,11 +309,10 @@ static int next_event(lua_State *L, int ev_idx, struct events *ev, double timeou
 			return luaL_error(L, "events: %s", lct_strerror(-rc));
 		if (rc == 0) {
 			struct pollfd p = { nl_fd(&ev->nl), POLLIN, 0 };
-			double left = deadline - now(CLOCK_MONOTONIC);
 			lua_Hook hook = lua_gethook(L);
-			if (timeout >= 0 && left <= 0)
+			if (timeout >= 0 && deadline - now(CLOCK_MONOTONIC) <= 0)
 				return 0;
-			if (poll(&p, 1, timeout < 0 ? -1 : (int)(left * 1000) + 1) < 0) {
+			if (poll(&p, 1, poll_ms(timeout, deadline)) < 0) {
 				if (errno != EINTR)
 					return luaL_error(L, "events: %s", strerror(errno));
 				if (lua_gethook(L) != hook)
@@ -280,6 +322,7 @@ static int next_event(lua_State *L, int ev_idx, struct events *ev, double timeou
 	}
 }
 
+/* Seconds, any finite number >= 0; nil or inf: for ever (-1). */
 static double check_timeout(lua_State *L, int idx)
 {
 	double t;
@@ -289,7 +332,15 @@ static double check_timeout(lua_State *L, int idx)
 	t = luaL_checknumber(L, idx);
 	if (!(t >= 0))   /* NaN too */
 		luaL_error(L, "bad argument 'timeout': expected seconds >= 0, got %f", t);
-	return t;
+	return t > DBL_MAX ? -1 : t;
+}
+
+/* The outcome of next_event for next and each: n values, or nothing (0). */
+static int event_or_nothing(lua_State *L, int n)
+{
+	if (n == EV_CLOSED)
+		return luaL_error(L, "attempt to use a closed subscription");
+	return n;
 }
 
 /* sub:next([timeout]) -> kind, flow, time | nil, "timeout" */
@@ -300,21 +351,22 @@ static int events_next(lua_State *L)
 	int n;
 
 	lua_settop(L, 1);
-	if ((n = next_event(L, 1, ev, timeout)) > 0)
+	if ((n = event_or_nothing(L, next_event(L, 1, ev, timeout))) > 0)
 		return n;
 	lua_pushnil(L);
 	lua_pushliteral(L, "timeout");
 	return 2;
 }
 
-/* the generic-for step of sub:each(t): upvalue 1 is the quiet time allowed */
+/* the generic-for step of sub:each(t): upvalue 1 is the quiet time allowed
+ * (-1: for ever), checked by each */
 static int each_step(lua_State *L)
 {
 	struct events *ev = check_events(L, 1);
 	double timeout = lua_tonumber(L, lua_upvalueindex(1));
 
 	lua_settop(L, 1);
-	if (next_event(L, 1, ev, lua_isnil(L, lua_upvalueindex(1)) ? -1 : timeout) > 0)
+	if (event_or_nothing(L, next_event(L, 1, ev, timeout)) > 0)
 		return 3;
 	lua_pushnil(L);
 	return 1;
@@ -324,8 +376,7 @@ static int each_step(lua_State *L)
 static int events_each(lua_State *L)
 {
 	check_events(L, 1);
-	check_timeout(L, 2);
-	lua_settop(L, 2);
+	lua_pushnumber(L, check_timeout(L, 2));
 	lua_pushcclosure(L, each_step, 1);
 	lua_pushvalue(L, 1);
 	return 2;
@@ -344,7 +395,8 @@ static int traceback(lua_State *L)
 /* sub:dispatch{ new = fn, update = fn, destroy = fn, overflow = fn, ... }:
  * hands every event already waiting to its handler as (flow, kind, time),
  * without blocking; returns how many it handed out. A handler's error comes
- * back with its traceback; the subscription stays usable. */
+ * back with its traceback; the subscription stays usable. A handler (or a
+ * predicate) that closes the subscription ends the dispatch there. */
 static int events_dispatch(lua_State *L)
 {
 	struct events *ev = check_events(L, 1);
@@ -357,20 +409,19 @@ static int events_dispatch(lua_State *L)
 	lua_pushnil(L);
 	while (lua_next(L, 2)) {
 		static const char *const kinds[] = { "new", "update", "destroy", "overflow", "sync", "synced", NULL };
-		const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
 		int i;
-		for (i = 0; key && kinds[i] && strcmp(kinds[i], key) != 0; i++)
+		for (i = 0; kinds[i] && !lct_key_is(L, -2, kinds[i]); i++)
 			;
-		if (key == NULL || kinds[i] == NULL)
+		if (kinds[i] == NULL)
 			return luaL_error(L, "bad argument '%s': not an event kind (new, update, destroy, overflow, sync, synced)",
-			                  key ? key : luaL_typename(L, -2));
+			                  lua_type(L, -2) == LUA_TSTRING ? lct_key_name(L, -2) : luaL_typename(L, -2));
 		if (!lua_isfunction(L, -1))
-			return luaL_error(L, "bad argument '%s': expected a function, got %s", key, luaL_typename(L, -1));
+			return luaL_error(L, "bad argument '%s': expected a function, got %s", kinds[i], luaL_typename(L, -1));
 		lua_pop(L, 1);
 	}
 	lua_pushcfunction(L, traceback);
 	base = lua_gettop(L);
-	while (next_event(L, 1, ev, 0) > 0) {
+	while (!ev->closed && next_event(L, 1, ev, 0) > 0) {
 		if (lua_getfield(L, 2, lua_tostring(L, base + 1)) == LUA_TNIL) {
 			lua_settop(L, base);
 			continue;
@@ -517,27 +568,26 @@ static void parse_opts(lua_State *L, int idx, struct events_opts *o, struct filt
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		if (lua_type(L, -2) == LUA_TNUMBER) {
-			const char *kind = lua_tostring(L, -1);
 			int i;
-			for (i = 0; i < 3; i++)
-				if (kind && lua_type(L, -1) == LUA_TSTRING && strcmp(kind, kind_names[i]) == 0)
-					o->kinds |= 1u << i;
-			if (i == 3 && !(kind && (strcmp(kind, "new") == 0 || strcmp(kind, "update") == 0 ||
-			                         strcmp(kind, "destroy") == 0)))
-				luaL_error(L, "bad argument 'events': unknown event kind %s%s%s",
-				           kind ? "\"" : "", kind ? kind : luaL_typename(L, -1), kind ? "\"" : "");
+			for (i = 0; i < 3 && !lct_key_is(L, -1, kind_names[i]); i++)
+				;
+			if (i == 3 && lua_type(L, -1) == LUA_TSTRING)
+				luaL_error(L, "bad argument 'events': unknown event kind \"%s\"", lct_key_name(L, -1));
+			if (i == 3)
+				luaL_error(L, "bad argument 'events': unknown event kind %s", luaL_typename(L, -1));
+			o->kinds |= 1u << i;
 		} else {
-			const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
-			if (strcmp(key, "filter") == 0)
+			if (lct_key_is(L, -2, "filter"))
 				lct_filter_parse(L, lua_gettop(L), f);
-			else if (strcmp(key, "buffer") == 0)
-				o->buffer = (int)lct_check_uint(L, -1, key, 0x7fffffff);
-			else if (strcmp(key, "resync") == 0)
+			else if (lct_key_is(L, -2, "buffer"))
+				o->buffer = (int)lct_check_uint(L, -1, "buffer", 0x7fffffff);
+			else if (lct_key_is(L, -2, "resync"))
 				o->resync = lua_toboolean(L, -1);
-			else if (strcmp(key, "reliable") == 0)
+			else if (lct_key_is(L, -2, "reliable"))
 				o->reliable = lua_toboolean(L, -1);
 			else
-				luaL_error(L, "bad argument '%s': events takes event kinds, filter, buffer, resync, reliable", key);
+				luaL_error(L, "bad argument '%s': events takes event kinds, filter, buffer, resync, reliable",
+				           lct_key_name(L, -2));
 		}
 		lua_pop(L, 1);
 	}
@@ -553,7 +603,7 @@ int lct_events(lua_State *L)
 	struct filter f;
 	struct events *ev;
 	unsigned int groups = 0;
-	int rc, on = 1;
+	int rc, on = 1, netns_fd;
 
 	lua_settop(L, 2);
 	parse_opts(L, 2, &o, &f);
@@ -575,7 +625,7 @@ int lct_events(lua_State *L)
 	ev->sync = SYNC_NONE;
 	ev->overflows = 0;
 	ev->len = ev->off = 0;
-	if (h->netns_fd >= 0 && (ev->netns_fd = fcntl(h->netns_fd, F_DUPFD_CLOEXEC, 0)) < 0)
+	if ((netns_fd = lct_handle_netns(L, h)) >= 0 && (ev->netns_fd = fcntl(netns_fd, F_DUPFD_CLOEXEC, 0)) < 0)
 		return lct_fail(L, "events", errno);
 	ev->closed = 0;
 	if (o.kinds & EV_NEW)     groups |= NF_NETLINK_CONNTRACK_NEW;
@@ -610,6 +660,7 @@ void lct_events_open(lua_State *L)
 
 	luaL_newmetatable(L, LCT_EVENTS);
 	luaL_setfuncs(L, meta, 0);
+	lct_protect_metatable(L, LCT_EVENTS);
 	luaL_newlib(L, methods);
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);

@@ -4,7 +4,6 @@
  * libnetfilter_conntrack attribute and converts between Lua values and it.
  */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,7 +169,7 @@ int fields_check_key(lua_State *L, int key_idx)
 
 	if (id < 0) {
 		if (lua_type(L, key_idx) == LUA_TSTRING)
-			luaL_error(L, "bad argument '%s': unknown field", lua_tostring(L, key_idx));
+			luaL_error(L, "bad argument '%s': unknown field", lct_key_name(L, key_idx));
 		luaL_error(L, "bad argument: field names are strings, got %s", luaL_typename(L, key_idx));
 	}
 	return id;
@@ -358,6 +357,56 @@ void fields_push(lua_State *L, const struct nf_conntrack *ct, int field)
 
 /* ---- checking Lua values; errors name the argument and the value ---- */
 
+/* Pushes the string at idx with each NUL byte written as \0, for a message. */
+static const char *escaped(lua_State *L, int idx)
+{
+	luaL_Buffer b;
+	size_t len, i;
+	const char *s = lua_tolstring(L, idx, &len);
+
+	luaL_buffinit(L, &b);
+	for (i = 0; i < len; i++) {
+		if (s[i] == '\0')
+			luaL_addstring(&b, "\\0");
+		else
+			luaL_addchar(&b, s[i]);
+	}
+	luaL_pushresult(&b);
+	return lua_tostring(L, -1);
+}
+
+const char *lct_check_cstring(lua_State *L, int idx, const char *key)
+{
+	size_t len;
+	const char *s = lua_tolstring(L, idx, &len);
+
+	if (strlen(s) != len)
+		luaL_error(L, "bad argument '%s': a NUL byte in \"%s\"", key, escaped(L, idx));
+	return s;
+}
+
+int lct_key_is(lua_State *L, int idx, const char *name)
+{
+	size_t len;
+	const char *s;
+
+	if (lua_type(L, idx) != LUA_TSTRING)
+		return 0;
+	s = lua_tolstring(L, idx, &len);
+	return len == strlen(name) && memcmp(s, name, len) == 0;
+}
+
+const char *lct_key_name(lua_State *L, int idx)
+{
+	size_t len;
+	const char *s;
+
+	if (lua_type(L, idx) != LUA_TSTRING)
+		return "?";
+	s = lua_tolstring(L, idx, &len);
+	return strlen(s) == len ? s : escaped(L, idx);
+}
+
 void lct_check_addr(lua_State *L, int idx, const char *key, struct addr *a, int allow_prefix)
 {
 	char text[INET6_ADDRSTRLEN + 8];
@@ -367,18 +416,19 @@ void lct_check_addr(lua_State *L, int idx, const char *key, struct addr *a, int 
 
 	if (lua_type(L, idx) != LUA_TSTRING)
 		luaL_error(L, "bad argument '%s': expected an address string, got %s", key, luaL_typename(L, idx));
-	s = lua_tolstring(L, idx, &len);
+	s = lct_check_cstring(L, idx, key);
+	len = strlen(s);
 	if (len >= sizeof(text))
 		luaL_error(L, "bad argument '%s': invalid address \"%s\"", key, s);
 	memcpy(text, s, len + 1);
 	if ((slash = strchr(text, '/')) != NULL) {
-		char *end;
+		/* decimal digits only: strtol would take " 8", "+8" and "-0" */
+		size_t digits = strspn(slash + 1, "0123456789");
 		if (!allow_prefix)
 			luaL_error(L, "bad argument '%s': a prefix is not allowed here, got \"%s\"", key, s);
-		errno = 0;
-		plen = strtol(slash + 1, &end, 10);
-		if (slash[1] == '\0' || *end != '\0' || errno || plen < 0)
+		if (digits == 0 || digits > 3 || slash[1 + digits] != '\0')
 			luaL_error(L, "bad argument '%s': invalid prefix length in \"%s\"", key, s);
+		plen = strtol(slash + 1, NULL, 10);
 		text[slash - text] = '\0';
 	}
 	memset(a, 0, sizeof(*a));
@@ -401,7 +451,7 @@ int lct_check_proto(lua_State *L, int idx, const char *key)
 	size_t i;
 
 	if (lua_type(L, idx) == LUA_TSTRING) {
-		const char *s = lua_tostring(L, idx);
+		const char *s = lct_check_cstring(L, idx, key);
 		for (i = 0; i < sizeof(protos) / sizeof(protos[0]); i++)
 			if (strcmp(protos[i][0], s) == 0)
 				return atoi(protos[i][1]);
@@ -412,10 +462,11 @@ int lct_check_proto(lua_State *L, int idx, const char *key)
 
 int lct_check_family(lua_State *L, int idx, const char *key)
 {
-	const char *s = lua_tostring(L, idx);
+	const char *s;
 
 	if (lua_type(L, idx) != LUA_TSTRING)
 		luaL_error(L, "bad argument '%s': expected \"ipv4\" or \"ipv6\", got %s", key, luaL_typename(L, idx));
+	s = lct_check_cstring(L, idx, key);
 	if (strcmp(s, "ipv4") == 0)
 		return AF_INET;
 	if (strcmp(s, "ipv6") == 0)
@@ -452,7 +503,7 @@ void lct_check_status(lua_State *L, int idx, const char *key, uint32_t *value, u
 	*value = *mask = 0;
 	idx = lua_absindex(L, idx);
 	if (lua_type(L, idx) == LUA_TSTRING) {
-		add_status_name(L, key, lua_tostring(L, idx), value, mask);
+		add_status_name(L, key, lct_check_cstring(L, idx, key), value, mask);
 		return;
 	}
 	if (lua_type(L, idx) != LUA_TTABLE)
@@ -460,9 +511,9 @@ void lct_check_status(lua_State *L, int idx, const char *key, uint32_t *value, u
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		if (lua_type(L, -2) == LUA_TNUMBER && lua_type(L, -1) == LUA_TSTRING) {
-			add_status_name(L, key, lua_tostring(L, -1), value, mask);
+			add_status_name(L, key, lct_check_cstring(L, -1, key), value, mask);
 		} else if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TBOOLEAN) {
-			lua_pushfstring(L, "%s%s", lua_toboolean(L, -1) ? "" : "!", lua_tostring(L, -2));
+			lua_pushfstring(L, "%s%s", lua_toboolean(L, -1) ? "" : "!", lct_check_cstring(L, -2, key));
 			add_status_name(L, key, lua_tostring(L, -1), value, mask);
 			lua_pop(L, 1);
 		} else {
@@ -547,7 +598,7 @@ void fields_set(lua_State *L, int idx, const char *key, struct nf_conntrack *ct,
 	case K_STRING:
 		if (lua_type(L, idx) != LUA_TSTRING)
 			luaL_error(L, "bad argument '%s': expected a string, got %s", key, luaL_typename(L, idx));
-		nfct_set_attr(ct, f->attr, lua_tostring(L, idx));
+		nfct_set_attr(ct, f->attr, lct_check_cstring(L, idx, key));
 		break;
 	case K_STATE:   /* needs the protocol: set by the caller */
 	default:

@@ -43,7 +43,7 @@ static void parse_state(lua_State *L, const char *key, struct term *t)
 
 	if (lua_type(L, -1) != LUA_TSTRING)
 		luaL_error(L, "bad argument '%s': expected a state name, got %s", key, luaL_typename(L, -1));
-	name = lua_tostring(L, -1);
+	name = lct_check_cstring(L, -1, key);
 	for (i = 0; i < 3; i++) {
 		t->states[i] = lct_state_number(state_protos[i], name);
 		found |= t->states[i] >= 0;
@@ -98,7 +98,8 @@ static void parse_term(lua_State *L, const char *key, int id, struct term *t, st
 		const char *s;
 		if (lua_type(L, -1) != LUA_TSTRING)
 			luaL_error(L, "bad argument '%s': expected a string, got %s", key, luaL_typename(L, -1));
-		s = lua_tolstring(L, -1, &len);
+		s = lct_check_cstring(L, -1, key);
+		len = strlen(s);
 		if (len >= sizeof(t->str))
 			luaL_error(L, "bad argument '%s': longer than %d bytes", key, (int)sizeof(t->str) - 1);
 		memcpy(t->str, s, len + 1);
@@ -158,8 +159,7 @@ void lct_filter_parse(lua_State *L, int idx, struct filter *f)
 	}
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
-		const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
-		if (lua_type(L, -2) == LUA_TSTRING && strcmp(key, "where") == 0) {
+		if (lct_key_is(L, -2, "where")) {
 			if (lua_type(L, -1) != LUA_TFUNCTION)
 				luaL_error(L, "bad argument 'where': expected a function, got %s", luaL_typename(L, -1));
 			f->has_where = 1;
@@ -167,7 +167,7 @@ void lct_filter_parse(lua_State *L, int idx, struct filter *f)
 			int id = fields_check_key(L, -2);
 			if (f->nterms == LCT_MAX_TERMS)
 				luaL_error(L, "bad argument 'filter': too many fields");
-			parse_term(L, key, id, &f->terms[f->nterms++], f);
+			parse_term(L, lua_tostring(L, -2), id, &f->terms[f->nterms++], f);
 		}
 		lua_pop(L, 1);
 	}

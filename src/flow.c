@@ -28,11 +28,9 @@ static size_t ct_size(void)
  * that embeds it has LCT_FLOW_PLAIN's, without a finalizer, so that the
  * collector frees it outright (a finalizer costs each of the flows of a
  * dump a call and a second collection cycle). mt: the index of the plain
- * metatable, or 0 to look it up. */
-static struct flow *new_flow(lua_State *L, int embedded, int mt)
+ * metatable, or 0 to look it up. Setting a metatable allocates nothing. */
+static void init_flow(lua_State *L, struct flow *fl, int embedded, int mt)
 {
-	struct flow *fl = lua_newuserdatauv(L, FLOW_HEADER + ct_size(), 0);
-
 	fl->ct = NULL;
 	fl->embedded = embedded;
 	fl->type = NFCT_T_UNKNOWN;
@@ -45,12 +43,14 @@ static struct flow *new_flow(lua_State *L, int embedded, int mt)
 		lua_pushvalue(L, mt);
 		lua_setmetatable(L, -2);
 	}
-	return fl;
 }
 
 struct flow *lct_flow_new(lua_State *L)
 {
-	return new_flow(L, 0, 0);
+	struct flow *fl = lua_newuserdatauv(L, FLOW_HEADER + ct_size(), 0);
+
+	init_flow(L, fl, 0, 0);
+	return fl;
 }
 
 static int owns_heap(const struct nf_conntrack *ct)
@@ -75,12 +75,22 @@ int lct_scratch_ready(struct nf_conntrack **scratch)
 
 /* Pushes a flow holding the parsed *scratch: its bytes are copied in when it
  * owns no heap memory (the scratch is then reused), else the flow takes it.
- * mt: the index of the flow metatable (a loop's upvalue), or 0. */
+ * mt: the index of the flow metatable (a loop's upvalue), or 0. The scratch
+ * is read only after the allocation, at which the collector may have run a
+ * finalizer that closed its owner: then nothing is pushed and NULL returned. */
 struct flow *lct_flow_adopt_mt(lua_State *L, struct nf_conntrack **scratch, int mt)
 {
-	int heap = owns_heap(*scratch);
-	struct flow *fl = new_flow(L, !heap, mt ? lua_absindex(L, mt) : 0);
+	struct flow *fl;
+	int heap;
 
+	mt = mt ? lua_absindex(L, mt) : 0;
+	fl = lua_newuserdatauv(L, FLOW_HEADER + ct_size(), 0);
+	if (*scratch == NULL) {
+		lua_pop(L, 1);
+		return NULL;
+	}
+	heap = owns_heap(*scratch);
+	init_flow(L, fl, !heap, mt);
 	if (heap) {
 		fl->ct = *scratch;
 		*scratch = NULL;
@@ -180,6 +190,8 @@ static void add_format_option(lua_State *L, const char *name, size_t len, struct
 {
 	size_t i;
 
+	if (len == 0)
+		luaL_error(L, "bad argument 'format': an empty option name");
 	for (i = 0; i < sizeof(format_options) / sizeof(format_options[0]); i++)
 		if (strlen(format_options[i].name) == len && memcmp(format_options[i].name, name, len) == 0) {
 			fmt->flags |= format_options[i].flags;
@@ -200,11 +212,14 @@ void lct_check_format(lua_State *L, int idx, struct format *fmt)
 	if (lua_isnoneornil(L, idx))
 		return;
 	if (lua_type(L, idx) == LUA_TSTRING) {
-		const char *s = lua_tostring(L, idx), *comma;
+		const char *s = lct_check_cstring(L, idx, "format"), *comma;
+		/* "" is the default format; "extended," has an empty option */
 		while (*s) {
 			comma = strchr(s, ',');
 			add_format_option(L, s, comma ? (size_t)(comma - s) : strlen(s), fmt);
 			s = comma ? comma + 1 : s + strlen(s);
+			if (comma && *s == '\0')
+				add_format_option(L, s, 0, fmt);
 		}
 		return;
 	}
@@ -213,11 +228,8 @@ void lct_check_format(lua_State *L, int idx, struct format *fmt)
 	while (lua_next(L, idx)) {
 		if (lua_type(L, -2) != LUA_TSTRING)
 			luaL_error(L, "bad argument 'format': option names are strings");
-		if (lua_toboolean(L, -1)) {
-			size_t len;
-			const char *name = lua_tolstring(L, -2, &len);
-			add_format_option(L, name, len, fmt);
-		}
+		if (lua_toboolean(L, -1))
+			add_format_option(L, lct_check_cstring(L, -2, "format"), lua_rawlen(L, -2), fmt);
 		lua_pop(L, 1);
 	}
 }
@@ -225,9 +237,10 @@ void lct_check_format(lua_State *L, int idx, struct format *fmt)
 /* The line of a flow in a format; ptype and portid as the flow's. Most lines
  * fit the stack; nfct_snprintf cannot report a truncation, so a line that
  * fills a buffer is printed again into a larger one (scratch memory an
- * error cannot leak). */
-void lct_push_line(lua_State *L, const struct nf_conntrack *ct, unsigned int ptype, uint32_t portid,
-                   const struct format *fmt)
+ * error cannot leak). 0, or -1 with nothing pushed if the library cannot
+ * print it: the caller raises, having put its own state in order. */
+int lct_push_line(lua_State *L, const struct nf_conntrack *ct, unsigned int ptype, uint32_t portid,
+                  const struct format *fmt)
 {
 	struct nfct_labelmap *map = NULL;
 	char stack[2048], *buf = stack;
@@ -252,8 +265,11 @@ void lct_push_line(lua_State *L, const struct nf_conntrack *ct, unsigned int pty
 	}
 	if (map)
 		nfct_labelmap_destroy(map);
-	if (buf == NULL)
-		luaL_error(L, "cannot format flow");
+	if (buf == NULL) {
+		if (scratch)
+			lua_pop(L, 1);
+		return -1;
+	}
 	/* an event caused from user space, as conntrack -E tells it */
 	if (portid != 0 && fmt->type != NFCT_O_XML) {
 		char id[LCT_UINT_TEXT];
@@ -263,11 +279,13 @@ void lct_push_line(lua_State *L, const struct nf_conntrack *ct, unsigned int pty
 		lua_pushlstring(L, buf, (size_t)n);
 	if (scratch)
 		lua_remove(L, -2);
+	return 0;
 }
 
 static int push_formatted(lua_State *L, const struct flow *fl, const struct format *fmt)
 {
-	lct_push_line(L, fl->ct, fl->type, fl->portid, fmt);
+	if (lct_push_line(L, fl->ct, fl->type, fl->portid, fmt) < 0)
+		return luaL_error(L, "cannot format flow");
 	return 1;
 }
 
@@ -327,13 +345,21 @@ static int flow_match(lua_State *L)
 }
 
 /* Two flows are equal when they are the same kernel entry: same original
- * tuple and zone, and the same id when both carry one. */
+ * tuple and zone, and the same id when both carry one. A flow is equal to
+ * no other value (5.4 calls this for a flow and any other userdata). */
 static int flow_eq(lua_State *L)
 {
-	const struct nf_conntrack *a = lct_check_flow(L, 1), *b = lct_check_flow(L, 2);
-	int same = nfct_cmp(a, b, NFCT_CMP_ORIG) &&
-	           nfct_get_attr_u16(a, ATTR_ZONE) == nfct_get_attr_u16(b, ATTR_ZONE);
+	const struct flow *fa = lct_to_flow(L, 1), *fb = lct_to_flow(L, 2);
+	const struct nf_conntrack *a, *b;
+	int same;
 
+	if (fa == NULL || fb == NULL || fa->ct == NULL || fb->ct == NULL) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	a = fa->ct;
+	b = fb->ct;
+	same = nfct_cmp(a, b, NFCT_CMP_ORIG) && nfct_get_attr_u16(a, ATTR_ZONE) == nfct_get_attr_u16(b, ATTR_ZONE);
 	if (same && nfct_attr_is_set(a, ATTR_ID) && nfct_attr_is_set(b, ATTR_ID))
 		same = nfct_get_attr_u32(a, ATTR_ID) == nfct_get_attr_u32(b, ATTR_ID);
 	lua_pushboolean(L, same);
@@ -431,9 +457,11 @@ void lct_flow_open(lua_State *L)
 	luaL_newmetatable(L, LCT_FLOW);
 	lua_pushcfunction(L, flow_gc);
 	lua_setfield(L, -2, "__gc");
+	lct_protect_metatable(L, LCT_FLOW);
 	lua_newtable(L);                       /* the plain metatable */
 	lua_pushliteral(L, LCT_FLOW);
 	lua_setfield(L, -2, "__name");
+	lct_protect_metatable(L, LCT_FLOW);
 	lua_pushvalue(L, -1);
 	lua_setfield(L, LUA_REGISTRYINDEX, LCT_FLOW_PLAIN);
 	/* the same function values in both: Lua 5.1 compares __eq handlers */

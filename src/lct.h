@@ -29,6 +29,14 @@
 #define LCT_DUMP   "conntrack.dump"
 #define LCT_EVENTS "conntrack.events"
 #define LCT_SWEEP  "conntrack.sweep"    /* scratch of a delete/update by filter */
+/* The metatable at the top of the stack is not handed out: getmetatable()
+ * gives its name instead. Its __gc then runs only when the collector finds
+ * the object unreachable, never by a script's hand while C code uses it. */
+static inline void lct_protect_metatable(lua_State *L, const char *name)
+{
+	lua_pushstring(L, name);
+	lua_setfield(L, -2, "__metatable");
+}
 /* registry keys */
 #define LCT_FIELDS   "conntrack.fields"     /* field name -> field id */
 #define LCT_DEFAULT  "conntrack.default"    /* the handle of conntrack.dump{} etc. */
@@ -105,6 +113,10 @@ struct addr {
 	uint32_t a[4];             /* network byte order */
 };
 
+/* Strings read as C strings: a NUL byte inside would cut them short. */
+const char *lct_check_cstring(lua_State *L, int idx, const char *key);   /* a string at idx, or raises */
+int  lct_key_is(lua_State *L, int idx, const char *name);   /* the string at idx is exactly name */
+const char *lct_key_name(lua_State *L, int idx);     /* a key for a message ("?" unless a string) */
 int  fields_lookup(lua_State *L, int key_idx);       /* field id, or -1 */
 int  fields_check_key(lua_State *L, int key_idx);    /* field id, or raises */
 void fields_push(lua_State *L, const struct nf_conntrack *ct, int field);
@@ -181,8 +193,9 @@ struct format {                  /* conntrack's -o, for nfct_snprintf */
 	int labels;
 };
 void lct_check_format(lua_State *L, int idx, struct format *fmt);
-void lct_push_line(lua_State *L, const struct nf_conntrack *ct, unsigned int ptype, uint32_t portid,
-                   const struct format *fmt);
+int  lct_push_line(lua_State *L, const struct nf_conntrack *ct, unsigned int ptype, uint32_t portid,
+                   const struct format *fmt);   /* 0, or -1: cannot be printed */
+/* NULL (nothing pushed) if the scratch was freed meanwhile, see flow.c */
 struct flow *lct_flow_adopt(lua_State *L, struct nf_conntrack **scratch);
 struct flow *lct_flow_adopt_mt(lua_State *L, struct nf_conntrack **scratch, int mt);
 int  lct_scratch_ready(struct nf_conntrack **scratch);
@@ -227,14 +240,20 @@ char *lct_addr_text(char *out, int family, const void *addr);   /* out: INET6_AD
 /* ---- parse.c: a validated message into an nf_conntrack, no Lua ---- */
 int  lct_parse_fast(const struct nlmsghdr *nlh, struct nf_conntrack *ct);   /* 0, or 1: the library's */
 
-/* ---- conntrack.c: the handle ---- */
-struct handle {
-	struct nl nl;
-	int netns_fd;              /* -1: the namespace the handle was opened in */
-	int closed;
-	char buf[LCT_RECV_SIZE];
-};
+/* ---- conntrack.c: the handle ----
+ * Lua code can run in the middle of any operation (a predicate, a
+ * metamethod of an argument table, an error object's __tostring, a
+ * finalizer the collector calls at an allocation) and close the handle.
+ * So its socket and its namespace are reached only through these calls,
+ * made at the moment of use with no Lua code after them: a closed handle
+ * raises "attempt to use a closed handle" there, and never falls back to
+ * the process's own namespace. (The struct is private to conntrack.c.) */
+struct handle;
 struct handle *lct_check_handle(lua_State *L, int idx);
+struct nl *lct_handle_nl(lua_State *L, struct handle *h);
+struct nl *lct_handle_nl_if_open(struct handle *h);       /* NULL once closed */
+int  lct_handle_netns(lua_State *L, struct handle *h);    /* for a new socket; -1: the caller's own */
+char *lct_handle_buf(struct handle *h);   /* LCT_RECV_SIZE bytes, for one request and its reply */
 int lct_fail(lua_State *L, const char *what, int err);
 const char *lct_strerror(int err);
 /* The module's one exported symbol: the build hides all others (-fvisibility=hidden). */

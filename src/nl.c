@@ -1,7 +1,8 @@
 /*
  * nl.c: the netlink layer, free of Lua. Opens ctnetlink sockets (in another
  * network namespace if asked), sends requests and walks their replies one
- * message at a time, validating each one. Failures are returned as -errno.
+ * message at a time, validating each one. Failures are returned as -errno;
+ * a closed socket is -EBADF, never a crash.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -89,6 +90,8 @@ struct nlmsghdr *nl_ct_header(char *buf, uint16_t type, uint16_t flags, uint8_t 
 
 int nl_send(struct nl *nl, struct nlmsghdr *nlh)
 {
+	if (nl->sock == NULL)
+		return -EBADF;
 	if (++nl->seq == 0)
 		nl->seq = 1;
 	nlh->nlmsg_seq = nl->seq;
@@ -116,6 +119,8 @@ static int receive(struct nl_reply *r)
 	struct msghdr msg = { .msg_name = &addr, .msg_namelen = sizeof(addr), .msg_iov = &iov, .msg_iovlen = 1 };
 	ssize_t n;
 
+	if (r->nl->sock == NULL)
+		return -EBADF;
 	for (;;) {
 		msg.msg_namelen = sizeof(addr);
 		n = recvmsg(mnl_socket_get_fd(r->nl->sock), &msg, 0);
@@ -240,9 +245,11 @@ int nl_request(struct nl *nl, struct nlmsghdr *nlh, char *buf, size_t cap,
  * the buffer is forced past rmem_max. Returns the size in effect. */
 int nl_set_rcvbuf(struct nl *nl, int bytes)
 {
-	int fd = mnl_socket_get_fd(nl->sock), size;
+	int fd = nl_fd(nl), size;
 	socklen_t len = sizeof(size);
 
+	if (fd < 0)
+		return -EBADF;
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) < 0)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
 	if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, &len) < 0)
@@ -291,6 +298,8 @@ int nl_batch_send(struct nl *nl, struct nl_batch *b, char *buf, size_t cap, stru
 
 	if (b->count == 0)
 		return 0;
+	if (nl->sock == NULL)
+		return -EBADF;
 	first = nl->seq + 1;
 	for (off = 0; off < b->len; off += NLMSG_ALIGN(nlh->nlmsg_len)) {
 		nlh = (struct nlmsghdr *)(b->buf + off);

@@ -215,10 +215,12 @@ static struct nf_conntrack *push_empty_flow(lua_State *L)
 	return slot->ct;
 }
 
-static int talk(struct handle *h, struct nlmsghdr *nlh,
+/* nlh is built in lct_handle_buf(h); the socket is taken now, after any
+ * Lua code the operation ran (see lct.h). */
+static int talk(lua_State *L, struct handle *h, struct nlmsghdr *nlh,
                 int (*cb)(const struct nlmsghdr *, void *), void *data)
 {
-	return nl_request(&h->nl, nlh, h->buf, sizeof(h->buf), cb, data);
+	return nl_request(lct_handle_nl(L, h), nlh, lct_handle_buf(h), LCT_RECV_SIZE, cb, data);
 }
 
 /* ct:get{ proto =, orig_src =, ... } -> flow | nil, message, errno */
@@ -232,9 +234,9 @@ static int op_get(lua_State *L)
 
 	build_flow(L, 2, key, FOR_LOOKUP);
 	found = push_empty_flow(L);
-	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_GET, NLM_F_ACK, nfct_get_attr_u8(key, ATTR_L3PROTO));
+	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_GET, NLM_F_ACK, nfct_get_attr_u8(key, ATTR_L3PROTO));
 	nfct_nlmsg_build(nlh, key);
-	if ((rc = talk(h, nlh, parse_flow_cb, found)) < 0)
+	if ((rc = talk(L, h, nlh, parse_flow_cb, found)) < 0)
 		return lct_fail(L, "get", -rc);
 	return 1;
 }
@@ -250,7 +252,7 @@ static int create_many(lua_State *L, struct handle *h)
 	int pass, rc = 0;
 
 	nl_batch_init(batch);
-	nl_set_rcvbuf(&h->nl, 4 << 20);
+	nl_set_rcvbuf(lct_handle_nl(L, h), 4 << 20);
 	for (pass = 0; pass < 2 && rc == 0 && acks.error == 0; pass++)
 		for (i = 1; i <= n && rc == 0 && acks.error == 0; i++) {
 			struct nf_conntrack *ct = push_empty_flow(L);
@@ -266,7 +268,7 @@ static int create_many(lua_State *L, struct handle *h)
 				nfct_nlmsg_build(nlh, ct);
 				nl_batch_commit(batch, nlh);
 				if (nl_batch_full(batch) || i == n)
-					rc = nl_batch_send(&h->nl, batch, h->buf, sizeof(h->buf), &acks);
+					rc = nl_batch_send(lct_handle_nl(L, h), batch, lct_handle_buf(h), LCT_RECV_SIZE, &acks);
 			}
 			lua_pop(L, 2);
 		}
@@ -296,20 +298,29 @@ static int op_create(lua_State *L)
 	lua_pop(L, 1);
 	ct = push_empty_flow(L);
 	build_flow(L, 2, ct, FOR_CREATE);
-	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK,
+	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK,
 	                   nfct_get_attr_u8(ct, ATTR_L3PROTO));
 	nfct_nlmsg_build(nlh, ct);
-	if ((rc = talk(h, nlh, NULL, NULL)) < 0)
+	if ((rc = talk(L, h, nlh, NULL, NULL)) < 0)
 		return lct_fail(L, "create", -rc);
 	lua_pushboolean(L, 1);
 	return 1;
 }
 
-/* The identity of a flow for a request: original tuple, zone and id. */
-static struct nf_conntrack *identity_of(lua_State *L, const struct nf_conntrack *flow)
+/* The identity of a flow for a request: original tuple, zone and id. The
+ * kernel takes a request without an original tuple as meant for no flow in
+ * particular (a delete without one is a flush): a flow without its
+ * addresses and protocol is refused. */
+static struct nf_conntrack *identity_of(lua_State *L, const struct nf_conntrack *flow, const char *op)
 {
-	struct nf_conntrack *ct = push_empty_flow(L);
+	struct nf_conntrack *ct;
+	int family = nfct_attr_is_set(flow, ATTR_ORIG_L3PROTO) ? nfct_get_attr_u8(flow, ATTR_ORIG_L3PROTO) : 0;
 
+	if ((family != AF_INET && family != AF_INET6) || !nfct_attr_is_set(flow, ATTR_ORIG_L4PROTO) ||
+	    !nfct_attr_is_set(flow, family == AF_INET ? ATTR_ORIG_IPV4_SRC : ATTR_ORIG_IPV6_SRC) ||
+	    !nfct_attr_is_set(flow, family == AF_INET ? ATTR_ORIG_IPV4_DST : ATTR_ORIG_IPV6_DST))
+		luaL_error(L, "bad argument 'flow': %s needs its original tuple (family, addresses, protocol)", op);
+	ct = push_empty_flow(L);
 	nfct_copy(ct, flow, NFCT_CP_ORIG);
 	if (nfct_attr_is_set(flow, ATTR_ZONE))
 		nfct_set_attr_u16(ct, ATTR_ZONE, nfct_get_attr_u16(flow, ATTR_ZONE));
@@ -335,11 +346,11 @@ static int op_update(lua_State *L)
 		return lct_sweep_update(L);
 	flow = lct_check_flow(L, 2);
 	lct_changes_parse(L, 3, &changes);
-	ct = identity_of(L, flow);
-	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_NEW, NLM_F_ACK, nfct_get_attr_u8(ct, ATTR_L3PROTO));
+	ct = identity_of(L, flow, "update");
+	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_NEW, NLM_F_ACK, nfct_get_attr_u8(ct, ATTR_L3PROTO));
 	nfct_nlmsg_build(nlh, ct);
 	lct_changes_put(&changes, flow, nlh);
-	if ((rc = talk(h, nlh, NULL, NULL)) < 0)
+	if ((rc = talk(L, h, nlh, NULL, NULL)) < 0)
 		return lct_fail(L, "update", -rc);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -356,13 +367,13 @@ static int op_delete(lua_State *L)
 
 	if (lct_to_flow(L, 2) == NULL)
 		return lct_sweep_delete(L);
-	ct = identity_of(L, lct_check_flow(L, 2));
-	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, nfct_get_attr_u8(ct, ATTR_L3PROTO));
+	ct = identity_of(L, lct_check_flow(L, 2), "delete");
+	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_DELETE, NLM_F_ACK, nfct_get_attr_u8(ct, ATTR_L3PROTO));
 	nfct_nlmsg_build(nlh, ct);
 	/* the library does not send the id; the kernel deletes no other entry when it has one */
 	if (nfct_attr_is_set(ct, ATTR_ID))
 		mnl_attr_put_u32(nlh, CTA_ID, htonl(nfct_get_attr_u32(ct, ATTR_ID)));
-	if ((rc = talk(h, nlh, NULL, NULL)) < 0)
+	if ((rc = talk(L, h, nlh, NULL, NULL)) < 0)
 		return lct_fail(L, "delete", -rc);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -379,15 +390,14 @@ static int op_flush(lua_State *L)
 		luaL_checktype(L, 2, LUA_TTABLE);
 		lua_pushnil(L);
 		while (lua_next(L, 2)) {
-			if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "family") != 0)
-				luaL_error(L, "bad argument '%s': flush takes only 'family'",
-				           lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+			if (!lct_key_is(L, -2, "family"))
+				luaL_error(L, "bad argument '%s': flush takes only 'family'", lct_key_name(L, -2));
 			family = lct_check_family(L, -1, "family");
 			lua_pop(L, 1);
 		}
 	}
-	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, (uint8_t)family);
-	if ((rc = talk(h, nlh, NULL, NULL)) < 0)
+	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_DELETE, NLM_F_ACK, (uint8_t)family);
+	if ((rc = talk(L, h, nlh, NULL, NULL)) < 0)
 		return lct_fail(L, "flush", -rc);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -450,12 +460,12 @@ static int cpu_stats_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-static int global_stats(struct handle *h, struct global_stats *g)
+static int global_stats(lua_State *L, struct handle *h, struct global_stats *g)
 {
-	struct nlmsghdr *nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_GET_STATS, NLM_F_ACK, AF_UNSPEC);
+	struct nlmsghdr *nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_GET_STATS, NLM_F_ACK, AF_UNSPEC);
 
 	memset(g, 0, sizeof(*g));
-	return talk(h, nlh, global_stats_cb, g);
+	return talk(L, h, nlh, global_stats_cb, g);
 }
 
 /* ct:count() -> entries in the table */
@@ -465,7 +475,7 @@ static int op_count(lua_State *L)
 	struct global_stats g;
 	int rc;
 
-	if ((rc = global_stats(h, &g)) < 0)
+	if ((rc = global_stats(L, h, &g)) < 0)
 		return lct_fail(L, "count", -rc);
 	lct_push_uint(L, g.entries);
 	return 1;
@@ -481,8 +491,8 @@ static int op_stats(lua_State *L)
 	int rc, i, t;
 
 	s->ncpus = 0;
-	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_GET_STATS_CPU, NLM_F_DUMP, AF_UNSPEC);
-	if ((rc = talk(h, nlh, cpu_stats_cb, s)) < 0 || (rc = global_stats(h, &g)) < 0)
+	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_GET_STATS_CPU, NLM_F_DUMP, AF_UNSPEC);
+	if ((rc = talk(L, h, nlh, cpu_stats_cb, s)) < 0 || (rc = global_stats(L, h, &g)) < 0)
 		return lct_fail(L, "stats", -rc);
 	lua_createtable(L, s->ncpus, 2);
 	lct_push_uint(L, g.entries);

@@ -59,21 +59,29 @@ static int put_identity(struct nlmsghdr *nlh, const struct nlmsghdr *msg)
 	return tuple;
 }
 
-static int flush_batch(struct handle *h, struct sweep *s, struct nl_acks *acks)
+/* The handle's socket is taken at each batch: the predicate may have closed it. */
+static int flush_batch(lua_State *L, struct handle *h, struct sweep *s, struct nl_acks *acks)
 {
-	return nl_batch_send(&h->nl, &s->batch, h->buf, sizeof(h->buf), acks);
+	if (s->batch.count == 0)
+		return 0;
+	return nl_batch_send(lct_handle_nl(L, h), &s->batch, lct_handle_buf(h), LCT_RECV_SIZE, acks);
 }
 
-/* Stack: ... error. Sends what was already decided, then raises the
- * predicate's error with how far the operation got. */
+/* Stack: ... error. Sends what was already decided (unless the predicate
+ * closed the handle), then raises the predicate's error with how far the
+ * operation got. The error's text is asked for last: its __tostring is Lua
+ * code too. */
 static int predicate_failed(lua_State *L, struct handle *h, struct sweep *s,
                             struct nl_acks *acks, const struct sweep_args *a)
 {
 	const char *what = a->update ? "update" : "delete";
-	const char *msg = luaL_tolstring(L, -1, NULL);
+	struct nl *nl = lct_handle_nl_if_open(h);
+	const char *msg;
 
-	flush_batch(h, s, acks);
+	if (nl != NULL)
+		nl_batch_send(nl, &s->batch, lct_handle_buf(h), LCT_RECV_SIZE, acks);
 	nl_close(&s->dump);
+	msg = luaL_tolstring(L, -1, NULL);
 	return luaL_error(L, "%s: the predicate failed after %d flows were %s: %s", what,
 	                  (int)acks->ok, a->update ? "updated" : "deleted", msg);
 }
@@ -108,9 +116,9 @@ static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
 		lct_filter_push_where(L, 2);
 	top = lua_gettop(L);
 
-	if ((rc = nl_open(&s->dump, h->netns_fd, 0)) < 0)
+	if ((rc = nl_open(&s->dump, lct_handle_netns(L, h), 0)) < 0)
 		return lct_fail(L, what, -rc);
-	nl_set_rcvbuf(&h->nl, LCT_ACK_BUFFER);
+	nl_set_rcvbuf(lct_handle_nl(L, h), LCT_ACK_BUFFER);
 	nlh = nl_ct_header(s->buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, a->filter.family);
 	lct_filter_to_request(&a->filter, nlh);
 	if ((rc = nl_send(&s->dump, nlh)) < 0)
@@ -173,14 +181,14 @@ static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
 			lct_changes_put(&a->changes, ct, nlh);
 		nl_batch_commit(&s->batch, nlh);
 		lua_settop(L, top);
-		if (nl_batch_full(&s->batch) && (rc = flush_batch(h, s, &acks)) < 0)
+		if (nl_batch_full(&s->batch) && (rc = flush_batch(L, h, s, &acks)) < 0)
 			break;
 		if (acks.error)
 			break;
 	}
 	nl_close(&s->dump);
 	if (rc >= 0)
-		rc = flush_batch(h, s, &acks);
+		rc = flush_batch(L, h, s, &acks);
 	if (rc == 0 && acks.error)
 		rc = -acks.error;
 	if (rc < 0) {
@@ -215,17 +223,17 @@ static int kernel_selects(const struct sweep_args *a)
 	return 1;
 }
 
-static int table_size(struct handle *h, uint32_t *entries);
+static int table_size(lua_State *L, struct handle *h, uint32_t *entries);
 
 /* The flows the kernel selects for the filter, counted without parsing them. */
-static int count_selected(struct handle *h, struct sweep *s, const struct filter *f, uint32_t *n)
+static int count_selected(lua_State *L, struct handle *h, struct sweep *s, const struct filter *f, uint32_t *n)
 {
 	const struct nlmsghdr *msg;
 	struct nlmsghdr *nlh;
 	int rc;
 
 	*n = 0;
-	if ((rc = nl_open(&s->dump, h->netns_fd, 0)) < 0)
+	if ((rc = nl_open(&s->dump, lct_handle_netns(L, h), 0)) < 0)
 		return rc;
 	nlh = nl_ct_header(s->buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, f->family);
 	lct_filter_to_request(f, nlh);
@@ -246,13 +254,13 @@ static int kernel_delete(lua_State *L, struct handle *h, const struct sweep_args
 	uint32_t before, after, matched;
 	int rc;
 
-	if ((rc = count_selected(h, s, &a->filter, &matched)) < 0 || (rc = table_size(h, &before)) < 0)
+	if ((rc = count_selected(L, h, s, &a->filter, &matched)) < 0 || (rc = table_size(L, h, &before)) < 0)
 		return lct_fail(L, "delete", -rc);
-	nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, a->filter.family);
+	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_DELETE, NLM_F_ACK, a->filter.family);
 	lct_filter_to_request(&a->filter, nlh);
-	if ((rc = nl_request(&h->nl, nlh, h->buf, sizeof(h->buf), NULL, NULL)) < 0)
+	if ((rc = nl_request(lct_handle_nl(L, h), nlh, lct_handle_buf(h), LCT_RECV_SIZE, NULL, NULL)) < 0)
 		return lct_fail(L, "delete", -rc);
-	if ((rc = table_size(h, &after)) < 0)
+	if ((rc = table_size(L, h, &after)) < 0)
 		return lct_fail(L, "delete", -rc);
 	lct_push_uint(L, before <= after ? 0 : before - after < matched ? before - after : matched);
 	return 1;
@@ -269,12 +277,12 @@ static int entries_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-static int table_size(struct handle *h, uint32_t *entries)
+static int table_size(lua_State *L, struct handle *h, uint32_t *entries)
 {
-	struct nlmsghdr *nlh = nl_ct_header(h->buf, IPCTNL_MSG_CT_GET_STATS, NLM_F_ACK, AF_UNSPEC);
+	struct nlmsghdr *nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_GET_STATS, NLM_F_ACK, AF_UNSPEC);
 
 	*entries = 0;
-	return nl_request(&h->nl, nlh, h->buf, sizeof(h->buf), entries_cb, entries);
+	return nl_request(lct_handle_nl(L, h), nlh, lct_handle_buf(h), LCT_RECV_SIZE, entries_cb, entries);
 }
 
 /* Stack: handle(1) filter(2) [changes(3)] [opts]. Everything is checked
@@ -296,9 +304,8 @@ static void parse_args(lua_State *L, int update, struct sweep_args *a)
 		luaL_checktype(L, opts, LUA_TTABLE);
 		lua_pushnil(L);
 		while (lua_next(L, opts)) {
-			if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "dry_run") != 0)
-				luaL_error(L, "bad argument '%s': the options are 'dry_run'",
-				           lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+			if (!lct_key_is(L, -2, "dry_run"))
+				luaL_error(L, "bad argument '%s': the options are 'dry_run'", lct_key_name(L, -2));
 			a->dry_run = lua_toboolean(L, -1);
 			lua_pop(L, 1);
 		}

@@ -440,12 +440,13 @@ end
 ---- labels ----
 
 -- /etc/xtables/connlabel.conf, which both programs read, is put in place
--- for the duration of fn and the machine's own (if any) restored after.
-function M.with_labels(fn)
+-- (text, or the usual names) for the duration of fn and the machine's own
+-- (if any) restored after.
+function M.with_labels(fn, text)
   local old = slurp(M.LABELS_CONF)
   local had_dir = ns.execute("test -d /etc/xtables")
   if not had_dir then assert(ns.execute("mkdir /etc/xtables")) end
-  spit(M.LABELS_CONF, "0 default\n1 one\n3 three\n5 five\n7 seven\n")
+  spit(M.LABELS_CONF, text or "0 default\n1 one\n3 three\n5 five\n7 seven\n")
   local ok, err = pcall(fn)
   if old then spit(M.LABELS_CONF, old) else os.remove(M.LABELS_CONF) end
   if not had_dir then os.remove("/etc/xtables") end

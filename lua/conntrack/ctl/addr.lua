@@ -4,20 +4,10 @@
 -- bytes, from which masks, prefixes and the module's text are made.
 
 local compat = require "conntrack.ctl.compat"
+local numbers = require "conntrack.ctl.numbers"
 local unpack = compat.unpack
 
 local M = {}
-
--- strtoul(s, &end, 0) on a string that starts with a digit: value, rest.
-local function strtoul0(s)
-  local hex = s:match("^0[xX](%x+)")
-  if hex then return tonumber(hex, 16), s:sub(3 + #hex) end
-  if s:match("^0[xX]") then return 0, s:sub(2) end
-  local oct = s:match("^0[0-7]*")
-  if oct then return tonumber(oct, 8), s:sub(#oct + 1) end
-  local dec = s:match("^%d+")
-  return tonumber(dec), s:sub(#dec + 1)
-end
 
 -- glibc's inet_aton: one to four parts, each decimal, octal or hex; the
 -- text may go on after a blank.
@@ -26,8 +16,8 @@ local function inet_aton(s)
   local val
   while true do
     if not s:match("^%d") then return nil end
-    val, s = strtoul0(s)
-    if not val or val > 0xffffffff then return nil end
+    val, s = numbers.leading(s, 0, 0xffffffff)   -- strtoul(s, &end, 0); ERANGE is invalid
+    if not val then return nil end
     if s:sub(1, 1) ~= "." then break end
     if #parts > 2 or val > 0xff then return nil end
     parts[#parts + 1] = val

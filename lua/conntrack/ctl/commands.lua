@@ -77,6 +77,7 @@ end
 -- the failure a user meets is a missing permission.
 local function dump(ct, command, filter, opts)
   local function fail(err)
+    if options.interrupted(err) then error(err, 0) end
     err = tostring(err):gsub("^[^\n]-:%d+: ", "")
     if err:find("operation not permitted", 1, true) then failed(command, nil, ERRNO.EPERM) end
     failure("Operation failed: " .. err)

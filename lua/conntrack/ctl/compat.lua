@@ -1,7 +1,8 @@
 -- conntrack/ctl/compat.lua: what the command line needs that Lua 5.1,
 -- LuaJIT, 5.3 and 5.4 spell differently: bit operations on unsigned 32-bit
--- values, "is this number an integer", unpack, and text chunks compiled in an
--- environment. 5.3 and later use their native operators.
+-- values, "is this number an integer", unpack, text chunks compiled in an
+-- environment, and user code Ctrl-C can interrupt. 5.3 and later use their
+-- native operators.
 
 local M = {}
 
@@ -78,6 +79,15 @@ function M.xpcall(f, handler, ...)
   if args_passed then return xpcall(f, handler, ...) end
   local n, args = select("#", ...), { ... }
   return xpcall(function() return f(M.unpack(args, 1, n)) end, handler)
+end
+
+-- LuaJIT runs no hooks in compiled code, and Ctrl-C reaches a Lua program
+-- as a hook (lua.c's): user code that may never end (--where, handlers)
+-- stays interpreted there, functions it defines included.
+function M.interruptible(chunk)
+  local jit = rawget(_G, "jit")
+  if type(jit) == "table" and jit.off then jit.off(chunk, true) end
+  return chunk
 end
 
 -- Compiles source text (never bytecode) as a chunk running in env.

@@ -2,7 +2,9 @@
 -- them, one flushed line each, and handed to the --handler file's functions;
 -- a handler's error is reported with its traceback and the stream goes on
 -- (--strict stops it). Lost events are reported with their count. Ctrl-C
--- ends the stream as it ends conntrack's: closing tag, then the summary.
+-- ends the stream as it ends conntrack's: closing tag, then the summary,
+-- exit status 0; if it interrupted the --where expression (one that never
+-- ends, say), the exit status is 130, as for any other command.
 
 local commands = require "conntrack.ctl.commands"
 local compat = require "conntrack.ctl.compat"
@@ -17,6 +19,7 @@ local HANDLER_KEYS = { new = true, update = true, destroy = true, overflow = tru
 function M.load_handler(path)
   local chunk, err = loadfile(path, "t")
   if not chunk then options.failure(("cannot load handler: %s"):format(err)) end
+  compat.interruptible(chunk)
   local ok, h = xpcall(chunk, debug.traceback)
   if not ok then options.failure(("handler %s failed to load: %s"):format(path, tostring(h))) end
   if type(h) ~= "table" then
@@ -114,9 +117,7 @@ end
 
 local KINDS = { NEW = "new", UPDATES = "update", DESTROY = "destroy" }
 
-local function interrupted(err)
-  return type(err) == "string" and err:match("interrupted!$") ~= nil
-end
+local interrupted = options.interrupted
 
 -- The message handler of user code: Ctrl-C passes through untouched; an
 -- error gets the traceback of the user's frames only.
@@ -144,13 +145,17 @@ function M.run(cmd, ct, ctx)
   end
 
   local filter = commands.filter(cmd, "event")
+  local where_interrupted = false
   if filter and filter.where then
     -- a failing --where drops the event and says why, as a handler's error does
     local pred = filter.where
     filter.where = function(flow)
       local ok, r = compat.xpcall(pred, traceback, flow)
       if ok then return r end
-      if interrupted(r) then error(r, 0) end
+      if interrupted(r) then
+        where_interrupted = true
+        error(r, 0)
+      end
       report("--where failed", r)
       return false
     end
@@ -217,7 +222,7 @@ function M.run(cmd, ct, ctx)
     output.message(("%d overflows: events were lost"):format(lost))
   end
   sub:close()
-  return status
+  return where_interrupted and 130 or status
 end
 
 return M

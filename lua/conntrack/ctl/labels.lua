@@ -2,6 +2,8 @@
 -- reads it ("BIT NAME" lines), so that label names mean the same bits to
 -- lua-conntrack as to conntrack(8) and to nft.
 
+local numbers = require "conntrack.ctl.numbers"
+
 local M = {}
 
 M.PATH = "/etc/xtables/connlabel.conf"
@@ -18,11 +20,11 @@ function M.load(path)
       local num, rest
       local hex = line:match("^%s*0[xX](%x+)")
       if hex then
-        num, rest = tonumber(hex, 16), line:match("^%s*0[xX]%x+(.*)$")
+        num, rest = numbers.parse(hex, 16, 1023), line:match("^%s*0[xX]%x+(.*)$")
       else
         local digits = line:match("^%s*(%d+)")
         if digits then
-          num = digits:match("^0") and tonumber(digits, 8) or tonumber(digits)
+          num = digits:match("^0") and numbers.parse(digits, 8, 1023) or numbers.parse(digits, 10, 1023)
           rest = line:match("^%s*%d+(.*)$")
         end
       end

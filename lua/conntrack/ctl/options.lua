@@ -21,11 +21,11 @@
 -- addresses (10.1), a stray non-option argument, -Lexpect listing conntrack.
 
 local getopt = require "conntrack.ctl.getopt"
-local compat = require "conntrack.ctl.compat"
 local protos = require "conntrack.ctl.protos"
 local addr = require "conntrack.ctl.addr"
 local labels = require "conntrack.ctl.labels"
 local where = require "conntrack.ctl.where"
+local numbers = require "conntrack.ctl.numbers"
 
 local M = {}
 
@@ -33,6 +33,9 @@ local M = {}
 -- "Try ... --help" line) or 1 (an operation that failed).
 function M.usage(msg) error({ ctl_status = 2, message = msg }, 0) end
 function M.failure(msg) error({ ctl_status = 1, message = msg }, 0) end
+-- Ctrl-C: lua.c raises "interrupted!" in the Lua code that runs; the
+-- command exits 130.
+function M.interrupted(err) return type(err) == "string" and err:match("interrupted!$") ~= nil end
 local usage, failure = M.usage, M.failure
 
 -- The generic options in conntrack's bit order, named as its messages name them.
@@ -117,20 +120,11 @@ end
 
 local LIMITS = { u8 = 0xff, u16 = 0xffff, port = 0xffff, key = 0xffff, u32 = 0xffffffff }
 
--- A number as conntrack-tools 1.4.9 accepts it: digits only, in range.
--- base 0 is strtoul's (0x.., 0..); conntrack reads ports, ICMP fields,
--- timeouts and sizes in base 10.
+-- A number as conntrack-tools 1.4.9 accepts it: digits only, in range (in
+-- every base: never modulo 2^64). base 0 is strtoul's (0x.., 0..);
+-- conntrack reads ports, ICMP fields, timeouts and sizes in base 10.
 local function strict_number(text, base, max)
-  local v
-  if base == 0 then
-    if text:match("^0[xX]%x+$") then v = tonumber(text:sub(3), 16)
-    elseif text:match("^0[0-7]*$") then v = tonumber(text, 8)
-    elseif text:match("^[1-9]%d*$") then v = tonumber(text) end
-  elseif text:match("^%d+$") then
-    v = tonumber(text)
-  end
-  if v == nil or not compat.is_integer(v) or v < 0 or v > max then return nil end
-  return v
+  return numbers.parse(text, base, max)
 end
 
 local function bad_value(text, option)

@@ -3,6 +3,8 @@
 -- the port pairs that go together, their help text and how `-o save`
 -- prints them. Values go into the module's field names.
 
+local numbers = require "conntrack.ctl.numbers"
+
 local M = {}
 
 -- Command rows of the legality tables, in conntrack's order.
@@ -282,11 +284,8 @@ function M.find(name)
   end
   local num = load_protocols().by_name[name]
   if num then return M.unknown, num end
-  local n
-  if name:match("^0[xX]%x+$") then n = tonumber(name:sub(3), 16)
-  elseif name:match("^0[0-7]*$") then n = tonumber(name, 8)
-  elseif name:match("^[1-9]%d*$") then n = tonumber(name) end
-  if n and n <= 255 then
+  local n = numbers.parse(name, 0, 255)
+  if n then
     return M.by_num[n] or M.unknown, n
   end
   return nil
