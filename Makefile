@@ -39,7 +39,7 @@ DEBIAN_PACKAGES = build-essential pkg-config $(LUA_PACKAGES) libnetfilter-conntr
 IN_NETNS = unshare -n -m sh -c 'mkdir -p /etc/xtables && mount -t tmpfs lct-test /etc/xtables && \
 	   ip link set lo up && export LCT_TEST_NETNS=$$(readlink /proc/self/ns/net) && exec "$$@"' netns
 # The Lua under test, for specs and the processes they start; LUA_CPATH finds its build first.
-TEST_ENV = env LCT_LUA=$(LUA) LCT_SO_DIR=$(BUILD) LUA_CPATH='$(BUILD)/?.so;;'
+TEST_ENV = env LCT_LUA=$(LUA) LCT_SO_DIR=$(BUILD) LCT_OBJ_DIR=$(OBJDIR) LUA_CPATH='$(BUILD)/?.so;;'
 
 all: $(BUILD)/conntrack.so
 
@@ -105,7 +105,7 @@ fuzz: fuzz/parse-fuzzer fuzz/filter-fuzzer fuzz/differential-fuzzer
 # their #slow repetitions at scale; of sweep_spec (3,000 flows a test) one
 # test for each path through sweep.c and change.c. BUSTED_ARGS chooses others.
 ASAN_RT = $$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)
-MEMORY_ENV = LCT_LUA=$(LUA) LCT_CHILD_SO_DIR=$(BUILD)
+MEMORY_ENV = LCT_LUA=$(LUA) LCT_CHILD_SO_DIR=$(BUILD) LCT_OBJ_DIR=$(OBJDIR)
 VALGRIND_SPECS ?= spec/parse_spec.lua spec/numbers_spec.lua spec/handle_spec.lua spec/filter_spec.lua \
                   spec/dump_spec.lua spec/ops_spec.lua spec/events_spec.lua spec/interrupt_spec.lua spec/hostile_spec.lua
 VALGRIND_SWEEP ?= --filter="by an IPv4 prefix exactly" --filter="by a predicate alone exactly" \

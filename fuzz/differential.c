@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct nlmsghdr *nlh = (struct nlmsghdr *)buf;
 	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
 	struct nf_conntrack *ours, *theirs;
-	char line[LCT_LINE_MAX], reference[4096];
+	char line[MSG_LINE_MAX], reference[4096];
 	unsigned int flags, type;
 	int fast, lib, n;
 
@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(buf, data, size);
 	nlh->nlmsg_len = (uint32_t)size;   /* the message is the whole input */
-	if (lct_check_message(nlh) < 0)
+	if (msg_check(nlh) < 0)
 		return 0;
 	flags = (nlh->nlmsg_seq & 1 ? NFCT_OF_SHOW_LAYER3 : 0) | (nlh->nlmsg_seq & 2 ? NFCT_OF_ID : 0);
 	type = types[(nlh->nlmsg_seq >> 2) & 3];
@@ -41,12 +41,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	theirs = nfct_new();
 	if (ours == NULL || theirs == NULL)
 		abort();
-	fast = lct_parse_fast(nlh, ours);
+	fast = msg_parse_fast(nlh, ours);
 	lib = nfct_payload_parse(buf + head, size - head,
 	                         ((struct nfgenmsg *)mnl_nlmsg_get_payload(nlh))->nfgen_family, theirs);
 	if (fast == 0 && (lib < 0 || memcmp(ours, theirs, nfct_maxsize()) != 0))
 		abort();   /* parse.c built another flow than the library */
-	if (lib >= 0 && (n = lct_format_message(line, nlh, type, flags, 0)) >= 0) {
+	if (lib >= 0 && (n = msg_format_line(line, nlh, type, flags, 0)) >= 0) {
 		int m = nfct_snprintf(reference, sizeof(reference), theirs, type, NFCT_O_DEFAULT, flags);
 		/* the delta-time of a timestamp may tick between the two */
 		if ((n != m || strcmp(line, reference) != 0) && strstr(line, "delta-time") == NULL) {

@@ -423,7 +423,7 @@ describe("ct:events", function()
     local before = open_fds()
     assert.has_error(function() ct:events{ "new", "bogus" } end, 'bad argument \'events\': unknown event kind "bogus"')
     assert.has_error(function() ct:events{ bogus = true } end,
-                     "bad argument 'bogus': events takes event kinds, filter, buffer, resync, reliable")
+                     "bad argument 'bogus': not an option of events (its options: filter, buffer, resync, reliable)")
     assert.has_error(function() ct:events{ filter = { orig_prt = 1 } } end, "bad argument 'orig_prt': unknown field")
     assert.has_error(function() ct:events{ buffer = -1 } end,
                      "bad argument 'buffer': expected an integer from 0 to 2147483647, got -1")

@@ -51,7 +51,7 @@ describe("conntrack.open", function()
   end)
 
   it("raises naming an unknown option", function()
-    assert.equal("bad argument 'bogus': open takes only 'netns'", error_of(conntrack.open, { bogus = 1 }))
+    assert.equal("bad argument 'bogus': not an option of open (its options: netns)", error_of(conntrack.open, { bogus = 1 }))
   end)
 
   describe("on another namespace", function()

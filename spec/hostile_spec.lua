@@ -499,17 +499,17 @@ describe("a string with a NUL byte", function()
     refused([[bad argument 'format': a NUL byte in "extended\0xml"]], dump_all, nil, { format = "extended\0xml" })
     refused([[bad argument 'format': a NUL byte in "extended\0"]], dump_all, nil, { format = { ["extended\0"] = true } })
     refused([[bad argument 'list': expected "conntrack", "dying" or "unconfirmed"]], dump_all, nil, { list = "dying\0" })
-    refused([[bad argument 'zero\0': the options of dump are 'zero', 'list', 'format' and 'batch']],
+    refused([[bad argument 'zero\0': not an option of dump (its options: zero, list, format, batch)]],
             dump_all, nil, { ["zero\0"] = true })
-    refused([[bad argument 'family\0x': flush takes only 'family']], ct.flush, ct, { ["family\0x"] = "ipv6" })
-    refused([[bad argument 'dry_run\0': the options are 'dry_run']], ct.delete, ct, { proto = "udp" },
+    refused([[bad argument 'family\0x': not an option of flush (its options: family)]], ct.flush, ct, { ["family\0x"] = "ipv6" })
+    refused([[bad argument 'dry_run\0': not an option of delete (its options: dry_run)]], ct.delete, ct, { proto = "udp" },
             { ["dry_run\0"] = true })
     refused([[bad argument 'events': unknown event kind "new\0x"]], ct.events, ct, { "new\0x" })
-    refused([[bad argument 'resync\0': events takes event kinds, filter, buffer, resync, reliable]],
+    refused([[bad argument 'resync\0': not an option of events (its options: filter, buffer, resync, reliable)]],
             ct.events, ct, { ["resync\0"] = true })
     refused([[bad argument 'netns': a NUL byte in "/proc/self/ns/net\0x"]], conntrack.open,
             { netns = "/proc/self/ns/net\0x" })
-    refused([[bad argument 'netns\0': open takes only 'netns']], conntrack.open, { ["netns\0"] = "x" })
+    refused([[bad argument 'netns\0': not an option of open (its options: netns)]], conntrack.open, { ["netns\0"] = "x" })
     local flow = assert(ct:get(key(1)))
     refused([[bad argument 'format': a NUL byte in "id\0"]], flow.format, flow, "id\0")
     local sub = assert(ct:events())

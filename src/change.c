@@ -66,10 +66,12 @@ void lct_changes_parse(lua_State *L, int idx, struct changes *c)
 		luaL_error(L, "bad argument 'changes': expected a table, got %s", luaL_typename(L, idx));
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
-		int id = fields_check_key(L, -2);
-		const char *key = lua_tostring(L, -2), *name = lct_fields[id].name;
+		int id = lct_field_check_key(L, -2);
+		const char *key = lua_tostring(L, -2);
 
-		if (strcmp(name, "mark") == 0) {
+		if (!(lct_fields[id].caps & CAP_UPDATE))
+			luaL_error(L, "bad argument '%s': update changes mark, timeout, status and labels only", key);
+		if (id == FIELD_MARK) {
 			c->has_mark = 1;
 			c->mark_mask = 0xffffffff;
 			if (lua_type(L, -1) == LUA_TTABLE) {
@@ -81,10 +83,10 @@ void lct_changes_parse(lua_State *L, int idx, struct changes *c)
 			} else {
 				c->mark = (uint32_t)lct_check_uint(L, -1, key, 0xffffffff);
 			}
-		} else if (strcmp(name, "timeout") == 0) {
+		} else if (id == FIELD_TIMEOUT) {
 			c->has_timeout = 1;
 			c->timeout = (uint32_t)lct_check_uint(L, -1, key, 0xffffffff);
-		} else if (strcmp(name, "status") == 0) {
+		} else if (id == FIELD_STATUS) {
 			uint32_t value, mask;
 			lct_check_status(L, -1, key, &value, &mask);
 			if (value != mask)
@@ -94,10 +96,8 @@ void lct_changes_parse(lua_State *L, int idx, struct changes *c)
 				luaL_error(L, "bad argument 'status': update can set SEEN_REPLY, ASSURED and FIXED_TIMEOUT only");
 			c->has_status = 1;
 			c->status = value;
-		} else if (strcmp(name, "labels") == 0) {
-			parse_labels(L, -1, c);
 		} else {
-			luaL_error(L, "bad argument '%s': update changes mark, timeout, status and labels only", key);
+			parse_labels(L, -1, c);
 		}
 		lua_pop(L, 1);
 	}

@@ -32,6 +32,7 @@ struct dump {
 	int batch;                     /* yield the lines of a datagram at once */
 	int last;                      /* ended, its last lines yielded: the next step ends the loop */
 	int busy;                      /* a step is running: see dump_step */
+	int error;                     /* the errno of the failure that ended it, for dump:error() */
 	struct format format;
 	char buf[LCT_RECV_SIZE];
 };
@@ -82,7 +83,13 @@ static int dump_fail(lua_State *L, struct dump *d, int err)
 {
 	dump_release(d, d->state == DUMP_CLOSED ? DUMP_CLOSED : DUMP_ENDED);
 	step_end(d);
-	return luaL_error(L, "dump: %s", lct_strerror(-err));
+	return lct_raise(L, &d->error, "dump", -err);
+}
+
+/* dump:error() -> nil, or the message and errno of the failure that ended it */
+static int dump_error(lua_State *L)
+{
+	return lct_push_last_error(L, "dump", ((struct dump *)luaL_checkudata(L, 1, LCT_DUMP))->error);
 }
 
 static int is_conntrack(const struct nlmsghdr *nlh)
@@ -107,13 +114,13 @@ static int next_flow(lua_State *L, struct dump *d, const struct nlmsghdr **msg, 
 		if (!is_conntrack(*msg))
 			continue;
 		if (!parse) {
-			if (lct_check_message(*msg) < 0)
+			if (msg_check(*msg) < 0)
 				return dump_fail(L, d, -EBADMSG);
 			return 1;
 		}
 		if (lct_scratch_ready(&d->scratch) < 0)
 			return dump_fail(L, d, -ENOMEM);
-		if (lct_parse_message(*msg, d->scratch) < 0)
+		if (msg_parse(*msg, d->scratch) < 0)
 			return dump_fail(L, d, -EBADMSG);
 		if (lct_filter_match(&d->filter, d->scratch))
 			return 1;
@@ -149,13 +156,13 @@ static int accepted(lua_State *L, struct dump *d)
 	return 0;
 }
 
-/* The line of the flow in msg into line (LCT_LINE_MAX bytes), written from
+/* The line of the flow in msg into line (MSG_LINE_MAX bytes), written from
  * the message (format.c): its length, or -1 where only the library can. */
 static int fast_line(const struct dump *d, const struct nlmsghdr *msg, char *line)
 {
 	if (d->format.type != NFCT_O_DEFAULT)
 		return -1;
-	return lct_format_message(line, msg, NFCT_T_UNKNOWN, d->format.flags, d->format.labels);
+	return msg_format_line(line, msg, NFCT_T_UNKNOWN, d->format.flags, d->format.labels);
 }
 
 /* Pushes the library's line of the flow in msg: ct is the flow parsed, or
@@ -166,7 +173,7 @@ static void push_library_line(lua_State *L, struct dump *d, const struct nlmsghd
 	if (ct == NULL) {
 		if (lct_scratch_ready(&d->scratch) < 0)
 			dump_fail(L, d, -ENOMEM);
-		if (lct_parse_message(msg, d->scratch) < 0)
+		if (msg_parse(msg, d->scratch) < 0)
 			dump_fail(L, d, -EBADMSG);
 		ct = d->scratch;
 	}
@@ -189,7 +196,7 @@ static const struct nf_conntrack *top_flow(lua_State *L)
  * operations. */
 static int dump_batch(lua_State *L, struct dump *d, int parse)
 {
-	char line[LCT_LINE_MAX];
+	char line[MSG_LINE_MAX];
 	const struct nlmsghdr *msg;
 	luaL_Buffer b;
 	int n = 0, len;
@@ -232,7 +239,7 @@ static int dump_batch(lua_State *L, struct dump *d, int parse)
 static int dump_one(lua_State *L, struct dump *d, int parse)
 {
 	const struct nlmsghdr *msg;
-	char line[LCT_LINE_MAX];
+	char line[MSG_LINE_MAX];
 	int len;
 
 	while (next_flow(L, d, &msg, parse)) {
@@ -291,6 +298,8 @@ static int dump_step(lua_State *L)
  * give it) instead of the flow: no flow object is made unless a predicate
  * needs one; with batch = true the lines of a whole datagram come at once,
  * with their number (fewer, larger writes: what lua-conntrack -L uses). */
+static const char *const dump_options[] = { "zero", "list", "format", "batch", NULL };
+
 static uint16_t check_dump_opts(lua_State *L, int idx, int *lines, int *batch, struct format *fmt)
 {
 	uint16_t type = IPCTNL_MSG_CT_GET;
@@ -320,8 +329,7 @@ static uint16_t check_dump_opts(lua_State *L, int idx, int *lines, int *batch, s
 		} else if (lct_key_is(L, -2, "batch")) {
 			*batch = lua_toboolean(L, -1);
 		} else {
-			luaL_error(L, "bad argument '%s': the options of dump are 'zero', 'list', 'format' and 'batch'",
-			           lct_key_name(L, -2));
+			lct_unknown_option(L, -2, "dump", dump_options);
 		}
 		lua_pop(L, 1);
 	}
@@ -335,7 +343,6 @@ int lct_dump(lua_State *L)
 {
 	struct handle *h = lct_check_handle(L, 1);
 	struct filter filter;
-	struct nlmsghdr *nlh;
 	struct dump *d;
 	struct format fmt;
 	uint16_t type;
@@ -352,20 +359,15 @@ int lct_dump(lua_State *L)
 	d->batch = batch;
 	d->last = 0;
 	d->busy = 0;
+	d->error = 0;
 	d->format = fmt;
 	luaL_setmetatable(L, LCT_DUMP);
 	lct_filter_push_where(L, 2);
 	lua_setiuservalue(L, -2, 1);
 
-	if ((rc = nl_open(&d->nl, lct_handle_netns(L, h), 0)) < 0)
-		return luaL_error(L, "dump: %s", lct_strerror(-rc));
 	d->state = DUMP_RUNNING;
-	nlh = nl_ct_header(d->buf, type, NLM_F_DUMP, filter.family);
-	if (type == IPCTNL_MSG_CT_GET || type == IPCTNL_MSG_CT_GET_CTRZERO)
-		lct_filter_to_request(&filter, nlh);
-	if ((rc = nl_send(&d->nl, nlh)) < 0)
+	if ((rc = lct_request_dump(&d->nl, &d->reply, lct_handle_netns(L, h), d->buf, type, &filter)) < 0)
 		return dump_fail(L, d, rc);
-	nl_reply_init(&d->reply, &d->nl, d->buf, sizeof(d->buf));
 
 	luaL_getmetatable(L, LCT_DUMP);
 	luaL_getmetatable(L, LCT_FLOW_PLAIN);
@@ -391,7 +393,7 @@ void lct_dump_open(lua_State *L)
 		{ "__gc", dump_gc }, { "__close", dump_close }, { "__tostring", dump_tostring },
 		{ NULL, NULL }
 	};
-	static const luaL_Reg methods[] = { { "close", dump_close }, { NULL, NULL } };
+	static const luaL_Reg methods[] = { { "close", dump_close }, { "error", dump_error }, { NULL, NULL } };
 
 	luaL_newmetatable(L, LCT_DUMP);
 	luaL_setfuncs(L, meta, 0);

@@ -42,6 +42,7 @@ struct events {
 	int resync;
 	int sync;                   /* SYNC_* */
 	lua_Integer overflows;
+	int error;                  /* the errno of the failure raised last, for sub:error() */
 	struct filter filter;
 	struct nf_conntrack *scratch;
 	struct nl sync_nl;          /* the resync dump */
@@ -118,7 +119,7 @@ static int push_if_match(lua_State *L, int ev_idx, struct events *ev, const stru
 		return EV_CLOSED;
 	if (lct_scratch_ready(&ev->scratch) < 0)
 		return luaL_error(L, "not enough memory");
-	if (lct_parse_message(msg, ev->scratch) < 0 || !lct_filter_match(&ev->filter, ev->scratch))
+	if (msg_parse(msg, ev->scratch) < 0 || !lct_filter_match(&ev->filter, ev->scratch))
 		return 0;
 	if ((fl = lct_flow_adopt(L, &ev->scratch)) == NULL)
 		return EV_CLOSED;
@@ -139,19 +140,23 @@ static int push_if_match(lua_State *L, int ev_idx, struct events *ev, const stru
 
 static int start_resync(struct events *ev)
 {
-	struct nlmsghdr *nlh;
 	int rc;
 
 	nl_close(&ev->sync_nl);
-	if ((rc = nl_open(&ev->sync_nl, ev->netns_fd, 0)) < 0)
+	if ((rc = lct_request_dump(&ev->sync_nl, &ev->sync_reply, ev->netns_fd, ev->sync_buf, IPCTNL_MSG_CT_GET,
+	                           &ev->filter)) < 0)
 		return rc;
-	nlh = nl_ct_header(ev->sync_buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, ev->filter.family);
-	lct_filter_to_request(&ev->filter, nlh);
-	if ((rc = nl_send(&ev->sync_nl, nlh)) < 0)
-		return rc;
-	nl_reply_init(&ev->sync_reply, &ev->sync_nl, ev->sync_buf, sizeof(ev->sync_buf));
 	ev->sync = SYNC_DUMPING;
 	return 0;
+}
+
+/* Stack: ... flow. Pushes kind, flow, time for an event: 3. */
+static int push_event(lua_State *L, const char *kind)
+{
+	lua_pushstring(L, kind);
+	lua_insert(L, -2);
+	lua_pushnumber(L, now(CLOCK_REALTIME));
+	return 3;
 }
 
 /* The next flow of a resync dump as a "sync" event; 0 when it is over. */
@@ -165,45 +170,31 @@ static int next_sync(lua_State *L, int ev_idx, struct events *ev)
 			continue;
 		if ((pushed = push_if_match(L, ev_idx, ev, msg, 0)) == EV_CLOSED)
 			break;
-		if (pushed) {
-			lua_pushliteral(L, "sync");
-			lua_insert(L, -2);
-			lua_pushnumber(L, now(CLOCK_REALTIME));
-			return 3;
-		}
+		if (pushed)
+			return push_event(L, "sync");
 	}
 	if (ev->closed)
 		return EV_CLOSED;
 	nl_close(&ev->sync_nl);
 	ev->sync = SYNC_DONE;
 	if (rc < 0)
-		return luaL_error(L, "events: resync failed: %s", lct_strerror(-rc));
+		return lct_raise(L, &ev->error, "events: resync failed", -rc);
 	return 0;
 }
 
-/* One datagram from the kernel, without blocking: 1, 0 if none, -errno. */
+/* One datagram of events, without blocking: 1, 0 if none, -errno. (A
+ * datagram too large for the buffer cannot be an event: skipped.) */
 static int receive(struct events *ev)
 {
-	struct sockaddr_nl addr;
-	struct iovec iov = { .iov_base = ev->buf, .iov_len = sizeof(ev->buf) };
-	/* by name: musl's msghdr has padding members between these */
-	struct msghdr msg = { .msg_name = &addr, .msg_namelen = sizeof(addr), .msg_iov = &iov, .msg_iovlen = 1 };
 	ssize_t n;
 
-	for (;;) {
-		msg.msg_namelen = sizeof(addr);
-		n = recvmsg(nl_fd(&ev->nl), &msg, MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
-		}
-		if (addr.nl_pid != 0 || (msg.msg_flags & MSG_TRUNC))
-			continue;
-		ev->len = (size_t)n;
-		ev->off = 0;
-		return 1;
-	}
+	while ((n = nl_receive(&ev->nl, ev->buf, sizeof(ev->buf), MSG_DONTWAIT)) == -EMSGSIZE)
+		;
+	if (n <= 0)
+		return (int)n;
+	ev->len = (size_t)n;
+	ev->off = 0;
+	return 1;
 }
 
 /* Discards the events queued when the kernel reported a drop: the resync
@@ -249,10 +240,80 @@ static int poll_ms(double timeout, double deadline)
 	return ms < left ? ms + 1 : ms;
 }
 
+/* The next wanted event of the datagram at hand: 3 (pushed), 0 when it is
+ * used up, or EV_CLOSED. */
+static int next_queued(lua_State *L, int ev_idx, struct events *ev)
+{
+	int rc;
+
+	while (ev->off < ev->len) {
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)(ev->buf + ev->off);
+		int left = (int)(ev->len - ev->off), kind;
+
+		if (!mnl_nlmsg_ok(nlh, left))
+			break;
+		ev->off += NLMSG_ALIGN(nlh->nlmsg_len);
+		kind = kind_of(nlh);
+		if (!(kind & ev->kinds) || (rc = push_if_match(L, ev_idx, ev, nlh, kind)) == 0)
+			continue;
+		if (rc == EV_CLOSED)
+			return EV_CLOSED;
+		return push_event(L, kind_names[kind == EV_NEW ? 0 : kind == EV_UPDATE ? 1 : 2]);
+	}
+	ev->off = ev->len;
+	return 0;
+}
+
+/* Reads the next datagram without blocking: 1 when one came, 0 if none
+ * waits, or 3 with an "overflow" event pushed (the kernel dropped events:
+ * said, and the table re-read if asked). Raises on a failure. */
+static int read_more(lua_State *L, struct events *ev)
+{
+	int rc = receive(ev);
+
+	if (rc == -ENOBUFS) {
+		ev->overflows++;
+		if (ev->resync) {
+			drain(ev);
+			if ((rc = start_resync(ev)) < 0)
+				return lct_raise(L, &ev->error, "events: resync failed", -rc);
+		}
+		lua_pushliteral(L, "overflow");
+		lua_pushinteger(L, ev->overflows);
+		lua_pushnumber(L, now(CLOCK_REALTIME));
+		return 3;
+	}
+	if (rc < 0)
+		return lct_raise(L, &ev->error, "events", -rc);
+	return rc;
+}
+
+/* Waits until the socket is readable or the deadline passes: 1 to read
+ * again, 0 to return (the deadline passed, or a signal made the
+ * interpreter set a hook, Ctrl-C in lua.c: the hook runs as soon as we
+ * return). */
+static int wait_readable(lua_State *L, struct events *ev, double timeout, double deadline)
+{
+	struct pollfd p = { nl_fd(&ev->nl), POLLIN, 0 };
+	lua_Hook hook = lua_gethook(L);
+
+	if (timeout >= 0 && deadline - now(CLOCK_MONOTONIC) <= 0)
+		return 0;
+	if (poll(&p, 1, poll_ms(timeout, deadline)) < 0) {
+		if (errno != EINTR) {
+			ev->error = errno;
+			return luaL_error(L, "events: %s", strerror(errno));
+		}
+		if (lua_gethook(L) != hook)
+			return 0;
+	}
+	return 1;
+}
+
 /* Pushes kind, flow, time for the next event and returns 3, or returns 0
- * when none came within timeout seconds (< 0: wait for ever), or when a
- * signal made the interpreter set a hook (Ctrl-C in lua.c): the hook runs
- * as soon as we return. EV_CLOSED: Lua code it ran closed the subscription. */
+ * when none came within timeout seconds (< 0: wait for ever) or a signal
+ * came; EV_CLOSED: Lua code it ran closed the subscription. A resync's
+ * "sync" events and its "synced" come before the events queued after it. */
 static int next_event(lua_State *L, int ev_idx, struct events *ev, double timeout)
 {
 	double deadline = now(CLOCK_MONOTONIC) + timeout;
@@ -265,60 +326,17 @@ static int next_event(lua_State *L, int ev_idx, struct events *ev, double timeou
 			return rc;
 		if (ev->sync == SYNC_DONE) {
 			ev->sync = SYNC_NONE;
-			lua_pushliteral(L, "synced");
 			lua_pushnil(L);
-			lua_pushnumber(L, now(CLOCK_REALTIME));
-			return 3;
+			return push_event(L, "synced");
 		}
-		while (ev->off < ev->len) {
-			const struct nlmsghdr *nlh = (const struct nlmsghdr *)(ev->buf + ev->off);
-			int left = (int)(ev->len - ev->off), kind;
-
-			if (!mnl_nlmsg_ok(nlh, left)) {
-				ev->off = ev->len;
-				break;
-			}
-			ev->off += NLMSG_ALIGN(nlh->nlmsg_len);
-			kind = kind_of(nlh);
-			if (!(kind & ev->kinds) || (rc = push_if_match(L, ev_idx, ev, nlh, kind)) == 0)
-				continue;
-			if (rc == EV_CLOSED)
-				return EV_CLOSED;
-			lua_pushstring(L, kind_names[kind == EV_NEW ? 0 : kind == EV_UPDATE ? 1 : 2]);
-			lua_insert(L, -2);
-			lua_pushnumber(L, now(CLOCK_REALTIME));
-			return 3;
-		}
+		if ((rc = next_queued(L, ev_idx, ev)) != 0)
+			return rc;
 		if (ev->closed)
 			return EV_CLOSED;
-		rc = receive(ev);
-		if (rc == -ENOBUFS) {
-			/* the kernel dropped events: say so, and re-read the table if asked */
-			ev->overflows++;
-			if (ev->resync) {
-				drain(ev);
-				if ((rc = start_resync(ev)) < 0)
-					return luaL_error(L, "events: resync failed: %s", lct_strerror(-rc));
-			}
-			lua_pushliteral(L, "overflow");
-			lua_pushinteger(L, ev->overflows);
-			lua_pushnumber(L, now(CLOCK_REALTIME));
-			return 3;
-		}
-		if (rc < 0)
-			return luaL_error(L, "events: %s", lct_strerror(-rc));
-		if (rc == 0) {
-			struct pollfd p = { nl_fd(&ev->nl), POLLIN, 0 };
-			lua_Hook hook = lua_gethook(L);
-			if (timeout >= 0 && deadline - now(CLOCK_MONOTONIC) <= 0)
-				return 0;
-			if (poll(&p, 1, poll_ms(timeout, deadline)) < 0) {
-				if (errno != EINTR)
-					return luaL_error(L, "events: %s", strerror(errno));
-				if (lua_gethook(L) != hook)
-					return 0;
-			}
-		}
+		if ((rc = read_more(L, ev)) == 3)
+			return rc;
+		if (rc == 0 && !wait_readable(L, ev, timeout, deadline))
+			return 0;
 	}
 }
 
@@ -482,6 +500,12 @@ static int events_buffer(lua_State *L)
 	return 1;
 }
 
+/* sub:error() -> nil, or the message and errno of the failure raised last */
+static int events_error(lua_State *L)
+{
+	return lct_push_last_error(L, "events", ((struct events *)luaL_checkudata(L, 1, LCT_EVENTS))->error);
+}
+
 static int events_overflows(lua_State *L)
 {
 	lua_pushinteger(L, check_events(L, 1)->overflows);
@@ -511,17 +535,18 @@ static int attach_bpf(int fd, const struct filter *f)
 	if (bpf == NULL)
 		return -ENOMEM;
 	for (i = 0; i < f->nterms; i++)
-		if (lct_fields[f->terms[i].field].kind == K_PROTO && f->terms[i].mask == ~(uint64_t)0)
+		if (f->terms[i].field == FIELD_PROTO && f->terms[i].mask == ~(uint64_t)0)
 			proto = (int)f->terms[i].value;
 	for (i = 0; i < f->nterms; i++) {
 		const struct term *t = &f->terms[i];
-		const char *name = lct_fields[t->field].name;
-		int src = strcmp(name, "orig_src") == 0, dst = strcmp(name, "orig_dst") == 0;
+		int src = t->field == FIELD_ORIG_SRC, dst = t->field == FIELD_ORIG_DST;
 
-		if (lct_fields[t->field].kind == K_PROTO && proto >= 0) {
+		if (!(lct_fields[t->field].caps & CAP_SOCKET))
+			continue;
+		if (t->field == FIELD_PROTO && proto >= 0) {
 			nfct_filter_add_attr_u32(bpf, NFCT_FILTER_L4PROTO, (uint32_t)proto);
 			n++;
-		} else if (lct_fields[t->field].kind == K_STATE && proto == IPPROTO_TCP && t->states[0] >= 0) {
+		} else if (t->field == FIELD_STATE && proto == IPPROTO_TCP && t->states[0] >= 0) {
 			struct nfct_filter_proto p = { IPPROTO_TCP, (uint16_t)t->states[0] };
 			nfct_filter_add_attr(bpf, NFCT_FILTER_L4PROTO_STATE, &p);
 			n++;
@@ -552,6 +577,8 @@ struct events_opts {
 	unsigned int kinds;
 	int buffer, resync, reliable;
 };
+
+static const char *const events_options[] = { "filter", "buffer", "resync", "reliable", NULL };
 
 /* { "new", "destroy", filter = {...}, buffer = n, resync = b, reliable = b } */
 static void parse_opts(lua_State *L, int idx, struct events_opts *o, struct filter *f)
@@ -586,8 +613,7 @@ static void parse_opts(lua_State *L, int idx, struct events_opts *o, struct filt
 			else if (lct_key_is(L, -2, "reliable"))
 				o->reliable = lua_toboolean(L, -1);
 			else
-				luaL_error(L, "bad argument '%s': events takes event kinds, filter, buffer, resync, reliable",
-				           lct_key_name(L, -2));
+				lct_unknown_option(L, -2, "events", events_options);
 		}
 		lua_pop(L, 1);
 	}
@@ -624,6 +650,7 @@ int lct_events(lua_State *L)
 	ev->resync = o.resync;
 	ev->sync = SYNC_NONE;
 	ev->overflows = 0;
+	ev->error = 0;
 	ev->len = ev->off = 0;
 	if ((netns_fd = lct_handle_netns(L, h)) >= 0 && (ev->netns_fd = fcntl(netns_fd, F_DUPFD_CLOEXEC, 0)) < 0)
 		return lct_fail(L, "events", errno);
@@ -654,7 +681,7 @@ void lct_events_open(lua_State *L)
 		{ "next", events_next }, { "each", events_each }, { "dispatch", events_dispatch },
 		{ "pending", events_pending }, { "getfd", events_getfd }, { "fd", events_getfd },
 		{ "pollfd", events_getfd }, { "events", events_events }, { "timeout", events_timeout },
-		{ "buffer", events_buffer }, { "overflows", events_overflows }, { "close", events_close },
+		{ "buffer", events_buffer }, { "overflows", events_overflows }, { "error", events_error }, { "close", events_close },
 		{ NULL, NULL }
 	};
 

@@ -10,122 +10,62 @@
 
 #include "lct.h"
 
-const struct field lct_fields[] = {
-	{ "family",        K_FAMILY, ATTR_L3PROTO, 0 },
-	{ "proto",         K_PROTO,  ATTR_L4PROTO, 0 },
-	{ "orig_src",      K_ADDR,   ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV6_SRC },
-	{ "orig_dst",      K_ADDR,   ATTR_ORIG_IPV4_DST, ATTR_ORIG_IPV6_DST },
-	{ "reply_src",     K_ADDR,   ATTR_REPL_IPV4_SRC, ATTR_REPL_IPV6_SRC },
-	{ "reply_dst",     K_ADDR,   ATTR_REPL_IPV4_DST, ATTR_REPL_IPV6_DST },
-	{ "orig_sport",    K_PORT,   ATTR_ORIG_PORT_SRC, 0 },
-	{ "orig_dport",    K_PORT,   ATTR_ORIG_PORT_DST, 0 },
-	{ "reply_sport",   K_PORT,   ATTR_REPL_PORT_SRC, 0 },
-	{ "reply_dport",   K_PORT,   ATTR_REPL_PORT_DST, 0 },
-	{ "icmp_type",     K_U8,     ATTR_ICMP_TYPE, 0 },
-	{ "icmp_code",     K_U8,     ATTR_ICMP_CODE, 0 },
-	{ "icmp_id",       K_U16BE,  ATTR_ICMP_ID, 0 },
-	{ "state",         K_STATE,  0, 0 },
-	{ "orig_vtag",     K_U32,    ATTR_SCTP_VTAG_ORIG, 0 },
-	{ "reply_vtag",    K_U32,    ATTR_SCTP_VTAG_REPL, 0 },
-	{ "status",        K_STATUS, ATTR_STATUS, 0 },
-	{ "timeout",       K_U32,    ATTR_TIMEOUT, 0 },
-	{ "mark",          K_U32,    ATTR_MARK, 0 },
-	{ "secmark",       K_U32,    ATTR_SECMARK, 0 },
-	{ "use",           K_U32,    ATTR_USE, 0 },
-	{ "id",            K_U32,    ATTR_ID, 0 },
-	{ "zone",          K_U16,    ATTR_ZONE, 0 },
-	{ "orig_zone",     K_U16,    ATTR_ORIG_ZONE, 0 },
-	{ "reply_zone",    K_U16,    ATTR_REPL_ZONE, 0 },
-	{ "orig_packets",  K_U64,    ATTR_ORIG_COUNTER_PACKETS, 0 },
-	{ "orig_bytes",    K_U64,    ATTR_ORIG_COUNTER_BYTES, 0 },
-	{ "reply_packets", K_U64,    ATTR_REPL_COUNTER_PACKETS, 0 },
-	{ "reply_bytes",   K_U64,    ATTR_REPL_COUNTER_BYTES, 0 },
-	{ "start",         K_U64,    ATTR_TIMESTAMP_START, 0 },
-	{ "stop",          K_U64,    ATTR_TIMESTAMP_STOP, 0 },
-	{ "labels",        K_LABELS, ATTR_CONNLABELS, 0 },
-	{ "helper",        K_STRING, ATTR_HELPER_NAME, 0 },
-	{ "secctx",        K_STRING, ATTR_SECCTX, 0 },
-	{ "snat",          K_NAT,    ATTR_REPL_IPV4_DST, ATTR_ORIG_IPV4_SRC },
-	{ "dnat",          K_NAT,    ATTR_REPL_IPV4_SRC, ATTR_ORIG_IPV4_DST },
+#define CL (CAP_CREATE | CAP_LOOKUP)
+#define CU (CAP_CREATE | CAP_UPDATE)
+const struct field lct_fields[FIELD_COUNT] = {
+	[FIELD_FAMILY]        = { "family",        K_FAMILY, ATTR_L3PROTO, 0, CL | CAP_KERNEL_DELETE | CAP_MESSAGE },
+	[FIELD_PROTO]         = { "proto",         K_PROTO,  ATTR_L4PROTO, 0, CL | CAP_SOCKET },
+	[FIELD_ORIG_SRC]      = { "orig_src",      K_ADDR,   ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV6_SRC,
+	                          CL | CAP_MESSAGE | CAP_SOCKET },
+	[FIELD_ORIG_DST]      = { "orig_dst",      K_ADDR,   ATTR_ORIG_IPV4_DST, ATTR_ORIG_IPV6_DST,
+	                          CL | CAP_MESSAGE | CAP_SOCKET },
+	[FIELD_REPLY_SRC]     = { "reply_src",     K_ADDR,   ATTR_REPL_IPV4_SRC, ATTR_REPL_IPV6_SRC, CL | CAP_MESSAGE },
+	[FIELD_REPLY_DST]     = { "reply_dst",     K_ADDR,   ATTR_REPL_IPV4_DST, ATTR_REPL_IPV6_DST, CL | CAP_MESSAGE },
+	[FIELD_ORIG_SPORT]    = { "orig_sport",    K_PORT,   ATTR_ORIG_PORT_SRC, 0, CL },
+	[FIELD_ORIG_DPORT]    = { "orig_dport",    K_PORT,   ATTR_ORIG_PORT_DST, 0, CL },
+	[FIELD_REPLY_SPORT]   = { "reply_sport",   K_PORT,   ATTR_REPL_PORT_SRC, 0, CL },
+	[FIELD_REPLY_DPORT]   = { "reply_dport",   K_PORT,   ATTR_REPL_PORT_DST, 0, CL },
+	[FIELD_ICMP_TYPE]     = { "icmp_type",     K_U8,     ATTR_ICMP_TYPE, 0, CL },
+	[FIELD_ICMP_CODE]     = { "icmp_code",     K_U8,     ATTR_ICMP_CODE, 0, CL },
+	[FIELD_ICMP_ID]       = { "icmp_id",       K_U16BE,  ATTR_ICMP_ID, 0, CL },
+	/* the TCP state only: the socket filter knows no other protocol's */
+	[FIELD_STATE]         = { "state",         K_STATE,  0, 0, CAP_CREATE | CAP_SOCKET },
+	[FIELD_ORIG_VTAG]     = { "orig_vtag",     K_U32,    ATTR_SCTP_VTAG_ORIG, 0, CL },
+	[FIELD_REPLY_VTAG]    = { "reply_vtag",    K_U32,    ATTR_SCTP_VTAG_REPL, 0, CL },
+	[FIELD_STATUS]        = { "status",        K_STATUS, ATTR_STATUS, 0, CU },
+	[FIELD_TIMEOUT]       = { "timeout",       K_U32,    ATTR_TIMEOUT, 0, CU },
+	[FIELD_MARK]          = { "mark",          K_U32,    ATTR_MARK, 0, CU | CAP_KERNEL_DELETE },
+	[FIELD_SECMARK]       = { "secmark",       K_U32,    ATTR_SECMARK, 0, CAP_CREATE },
+	[FIELD_USE]           = { "use",           K_U32,    ATTR_USE, 0, 0 },
+	[FIELD_ID]            = { "id",            K_U32,    ATTR_ID, 0, 0 },
+	[FIELD_ZONE]          = { "zone",          K_U16,    ATTR_ZONE, 0, CL },
+	[FIELD_ORIG_ZONE]     = { "orig_zone",     K_U16,    ATTR_ORIG_ZONE, 0, CL },
+	[FIELD_REPLY_ZONE]    = { "reply_zone",    K_U16,    ATTR_REPL_ZONE, 0, CL },
+	[FIELD_ORIG_PACKETS]  = { "orig_packets",  K_U64,    ATTR_ORIG_COUNTER_PACKETS, 0, 0 },
+	[FIELD_ORIG_BYTES]    = { "orig_bytes",    K_U64,    ATTR_ORIG_COUNTER_BYTES, 0, 0 },
+	[FIELD_REPLY_PACKETS] = { "reply_packets", K_U64,    ATTR_REPL_COUNTER_PACKETS, 0, 0 },
+	[FIELD_REPLY_BYTES]   = { "reply_bytes",   K_U64,    ATTR_REPL_COUNTER_BYTES, 0, 0 },
+	[FIELD_START]         = { "start",         K_U64,    ATTR_TIMESTAMP_START, 0, 0 },
+	[FIELD_STOP]          = { "stop",          K_U64,    ATTR_TIMESTAMP_STOP, 0, 0 },
+	[FIELD_LABELS]        = { "labels",        K_LABELS, ATTR_CONNLABELS, 0, CU },
+	[FIELD_HELPER]        = { "helper",        K_STRING, ATTR_HELPER_NAME, 0, CAP_CREATE },
+	[FIELD_SECCTX]        = { "secctx",        K_STRING, ATTR_SECCTX, 0, 0 },
+	[FIELD_SNAT]          = { "snat",          K_NAT,    ATTR_REPL_IPV4_DST, ATTR_ORIG_IPV4_SRC, 0 },
+	[FIELD_DNAT]          = { "dnat",          K_NAT,    ATTR_REPL_IPV4_SRC, ATTR_ORIG_IPV4_DST, 0 },
 };
-const int lct_nfields = sizeof(lct_fields) / sizeof(lct_fields[0]);
+#undef CL
+#undef CU
+const int lct_nfields = FIELD_COUNT;
 
-static const char *const protos[][2] = {
-	{ "tcp", "6" }, { "udp", "17" }, { "udplite", "136" }, { "icmp", "1" },
-	{ "icmpv6", "58" }, { "sctp", "132" }, { "dccp", "33" }, { "gre", "47" },
-};
-
-static const char *proto_name(unsigned int proto)
+/* The library's attribute of the protocol's state, or -1 if it has none. */
+int lct_state_attr(uint8_t proto)
 {
 	switch (proto) {
-	case IPPROTO_TCP: return "tcp";
-	case IPPROTO_UDP: return "udp";
-	case IPPROTO_UDPLITE: return "udplite";
-	case IPPROTO_ICMP: return "icmp";
-	case IPPROTO_ICMPV6: return "icmpv6";
-	case IPPROTO_SCTP: return "sctp";
-	case IPPROTO_DCCP: return "dccp";
-	case IPPROTO_GRE: return "gre";
+	case IPPROTO_TCP:  return ATTR_TCP_STATE;
+	case IPPROTO_SCTP: return ATTR_SCTP_STATE;
+	case IPPROTO_DCCP: return ATTR_DCCP_STATE;
 	}
-	return NULL;
-}
-
-static const char *const tcp_states[] = {
-	"NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT",
-	"LAST_ACK", "TIME_WAIT", "CLOSE", "SYN_SENT2", NULL
-};
-static const char *const sctp_states[] = {
-	"NONE", "CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED",
-	"SHUTDOWN_SENT", "SHUTDOWN_RECD", "SHUTDOWN_ACK_SENT", "HEARTBEAT_SENT",
-	"HEARTBEAT_ACKED", NULL
-};
-static const char *const dccp_states[] = {
-	"NONE", "REQUEST", "RESPOND", "PARTOPEN", "OPEN", "CLOSEREQ", "CLOSING",
-	"TIMEWAIT", NULL
-};
-
-/* bit i of the kernel's status word (enum ip_conntrack_status) */
-static const char *const status_names[] = {
-	"EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED", "SRC_NAT", "DST_NAT",
-	"SEQ_ADJUST", "SRC_NAT_DONE", "DST_NAT_DONE", "DYING", "FIXED_TIMEOUT",
-	"TEMPLATE", "NAT_CLASH", "HELPER", "OFFLOAD", "HW_OFFLOAD", NULL
-};
-
-static const char *const *states_of(uint8_t proto, int *attr)
-{
-	switch (proto) {
-	case IPPROTO_TCP:  *attr = ATTR_TCP_STATE;  return tcp_states;
-	case IPPROTO_SCTP: *attr = ATTR_SCTP_STATE; return sctp_states;
-	case IPPROTO_DCCP: *attr = ATTR_DCCP_STATE; return dccp_states;
-	}
-	return NULL;
-}
-
-int lct_state_number(uint8_t proto, const char *name)
-{
-	int attr, i;
-	const char *const *names = states_of(proto, &attr);
-
-	if (names == NULL)
-		return -1;
-	if (proto == IPPROTO_TCP && strcmp(name, "LISTEN") == 0)
-		return 9;
-	for (i = 0; names[i]; i++)
-		if (strcmp(names[i], name) == 0)
-			return i;
 	return -1;
-}
-
-const char *lct_state_name(uint8_t proto, unsigned int state)
-{
-	int attr;
-	const char *const *names = states_of(proto, &attr);
-	unsigned int i;
-
-	for (i = 0; names && names[i]; i++)
-		if (i == state)
-			return names[i];
-	return NULL;
 }
 
 uint8_t lct_flow_proto(const struct nf_conntrack *ct)
@@ -133,22 +73,100 @@ uint8_t lct_flow_proto(const struct nf_conntrack *ct)
 	return nfct_attr_is_set(ct, ATTR_L4PROTO) ? nfct_get_attr_u8(ct, ATTR_L4PROTO) : 0;
 }
 
-int lct_proto_has_ports(uint8_t proto)
-{
-	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE ||
-	       proto == IPPROTO_SCTP || proto == IPPROTO_DCCP || proto == IPPROTO_GRE;
-}
-
-int lct_is_icmp(uint8_t proto)
-{
-	return proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6;
-}
-
 /* ---- names ---- */
+
+/* The registry's table of field names (and the aliases src, dst, sport,
+ * dport) to field ids; and the vocabulary exported to Lua, for lua/ and for
+ * scripts: module.fields (the names in order, and by name what create,
+ * get and update take), .aliases, .protocols (name <-> number), .states
+ * (per protocol, name <-> number) and .status_flags (bit i + 1). */
+static const char *const aliases[][2] = {
+	{ "src", "orig_src" }, { "dst", "orig_dst" }, { "sport", "orig_sport" }, { "dport", "orig_dport" },
+};
+
+static void push_field_table(lua_State *L)
+{
+	static const struct { const char *name; unsigned int cap; } caps[] = {
+		{ "create", CAP_CREATE }, { "lookup", CAP_LOOKUP }, { "update", CAP_UPDATE },
+	};
+	int i;
+	size_t j;
+
+	lua_createtable(L, lct_nfields, lct_nfields);
+	for (i = 0; i < lct_nfields; i++) {
+		lua_pushstring(L, lct_fields[i].name);
+		lua_rawseti(L, -2, i + 1);
+		lua_createtable(L, 0, 3);
+		for (j = 0; j < sizeof(caps) / sizeof(caps[0]); j++) {
+			lua_pushboolean(L, (lct_fields[i].caps & caps[j].cap) != 0);
+			lua_setfield(L, -2, caps[j].name);
+		}
+		lua_setfield(L, -2, lct_fields[i].name);
+	}
+}
+
+static void push_names(lua_State *L)
+{
+	int i, n;
+
+	lua_createtable(L, msg_nprotos, msg_nprotos);
+	for (i = 0; i < msg_nprotos; i++) {
+		lua_pushinteger(L, msg_protos[i].num);
+		lua_setfield(L, -2, msg_protos[i].name);
+		lua_pushstring(L, msg_protos[i].name);
+		lua_rawseti(L, -2, msg_protos[i].num);
+	}
+	lua_setfield(L, -2, "protocols");
+	lua_createtable(L, 0, msg_nstates);
+	for (i = 0; i < msg_nstates; i++) {
+		lua_newtable(L);
+		for (n = 0; msg_states[i].names[n]; n++) {
+			lua_pushinteger(L, n);
+			lua_setfield(L, -2, msg_states[i].names[n]);
+			lua_pushstring(L, msg_states[i].names[n]);
+			lua_rawseti(L, -2, n);
+		}
+		lua_setfield(L, -2, msg_proto_name(msg_states[i].proto));
+	}
+	lua_setfield(L, -2, "states");
+	lua_newtable(L);
+	for (n = 0; msg_status_names[n]; n++) {
+		lua_pushstring(L, msg_status_names[n]);
+		lua_rawseti(L, -2, n + 1);
+	}
+	lua_setfield(L, -2, "status_flags");
+}
+
+void lct_fields_open(lua_State *L, int module)
+{
+	int i;
+	size_t j;
+
+	module = lua_absindex(L, module);
+	lua_createtable(L, 0, lct_nfields + 4);
+	for (i = 0; i < lct_nfields; i++) {
+		lua_pushinteger(L, i);
+		lua_setfield(L, -2, lct_fields[i].name);
+	}
+	lua_createtable(L, 0, 4);
+	for (j = 0; j < sizeof(aliases) / sizeof(aliases[0]); j++) {
+		lua_getfield(L, -2, aliases[j][1]);
+		lua_setfield(L, -3, aliases[j][0]);
+		lua_pushstring(L, aliases[j][1]);
+		lua_setfield(L, -2, aliases[j][0]);
+	}
+	lua_setfield(L, module, "aliases");
+	lua_setfield(L, LUA_REGISTRYINDEX, LCT_FIELDS);
+	push_field_table(L);
+	lua_setfield(L, module, "fields");
+	lua_pushvalue(L, module);
+	push_names(L);
+	lua_pop(L, 1);
+}
 
 /* The field id of the string at key_idx, through the registry's name table
  * (which also holds the aliases src, dst, sport, dport); -1 if unknown. */
-int fields_lookup(lua_State *L, int key_idx)
+int lct_field_lookup(lua_State *L, int key_idx)
 {
 	int id;
 
@@ -163,9 +181,9 @@ int fields_lookup(lua_State *L, int key_idx)
 	return id;
 }
 
-int fields_check_key(lua_State *L, int key_idx)
+int lct_field_check_key(lua_State *L, int key_idx)
 {
-	int id = fields_lookup(L, key_idx);
+	int id = lct_field_lookup(L, key_idx);
 
 	if (id < 0) {
 		if (lua_type(L, key_idx) == LUA_TSTRING)
@@ -179,11 +197,9 @@ int fields_check_key(lua_State *L, int key_idx)
 
 static int state_attr(const struct nf_conntrack *ct)
 {
-	int attr;
+	int attr = lct_state_attr(lct_flow_proto(ct));
 
-	if (states_of(lct_flow_proto(ct), &attr) == NULL || !nfct_attr_is_set(ct, attr))
-		return -1;
-	return attr;
+	return attr >= 0 && nfct_attr_is_set(ct, attr) ? attr : -1;
 }
 
 /* Translation shows in the reply tuple: for snat its destination (address
@@ -207,14 +223,14 @@ static int read_nat(const struct nf_conntrack *ct, const struct field *f, uint64
 	if (!nfct_attr_is_set(ct, reply) || !nfct_attr_is_set(ct, orig))
 		return 0;
 	*v = memcmp(nfct_get_attr(ct, reply), nfct_get_attr(ct, orig), family == AF_INET ? 4 : 16) != 0;
-	if (lct_proto_has_ports(lct_flow_proto(ct)) && nfct_attr_is_set(ct, reply_port) &&
+	if (msg_proto_has_ports(lct_flow_proto(ct)) && nfct_attr_is_set(ct, reply_port) &&
 	    nfct_attr_is_set(ct, orig_port) && nfct_get_attr_u16(ct, reply_port) != nfct_get_attr_u16(ct, orig_port))
 		*v = 1;
 	return 1;
 }
 
 /* The numeric value of a field, host order; 0 if the flow lacks it. */
-int fields_read_u64(const struct nf_conntrack *ct, int field, uint64_t *v)
+int lct_field_read_u64(const struct nf_conntrack *ct, int field, uint64_t *v)
 {
 	const struct field *f = &lct_fields[field];
 	int attr = f->attr;
@@ -254,7 +270,7 @@ int fields_read_u64(const struct nf_conntrack *ct, int field, uint64_t *v)
 	return 1;
 }
 
-int fields_read_addr(const struct nf_conntrack *ct, int field, struct addr *a)
+int lct_field_read_addr(const struct nf_conntrack *ct, int field, struct addr *a)
 {
 	const struct field *f = &lct_fields[field];
 	uint8_t family = nfct_attr_is_set(ct, ATTR_L3PROTO) ? nfct_get_attr_u8(ct, ATTR_L3PROTO) : 0;
@@ -273,10 +289,10 @@ static void push_status(lua_State *L, uint32_t status)
 	int i;
 
 	lua_createtable(L, 0, 4);
-	for (i = 0; status_names[i]; i++)
+	for (i = 0; msg_status_names[i]; i++)
 		if (status & (1u << i)) {
 			lua_pushboolean(L, 1);
-			lua_setfield(L, -2, status_names[i]);
+			lua_setfield(L, -2, msg_status_names[i]);
 		}
 }
 
@@ -297,7 +313,7 @@ static void push_labels(lua_State *L, const struct nf_conntrack *ct)
 }
 
 /* Pushes the Lua value of a field, nil where the kernel did not send it. */
-void fields_push(lua_State *L, const struct nf_conntrack *ct, int field)
+void lct_field_push(lua_State *L, const struct nf_conntrack *ct, int field)
 {
 	const struct field *f = &lct_fields[field];
 	uint64_t v;
@@ -306,9 +322,9 @@ void fields_push(lua_State *L, const struct nf_conntrack *ct, int field)
 
 	switch (f->kind) {
 	case K_ADDR:
-		if (!fields_read_addr(ct, field, &a))
+		if (!lct_field_read_addr(ct, field, &a))
 			break;
-		lua_pushlstring(L, text, (size_t)(lct_addr_text(text, a.family, a.a) - text));
+		lua_pushlstring(L, text, (size_t)(msg_addr_text(text, a.family, a.a) - text));
 		return;
 	case K_LABELS:
 		if (!nfct_attr_is_set(ct, f->attr))
@@ -321,7 +337,7 @@ void fields_push(lua_State *L, const struct nf_conntrack *ct, int field)
 		lua_pushstring(L, nfct_get_attr(ct, f->attr));
 		return;
 	default:
-		if (!fields_read_u64(ct, field, &v))
+		if (!lct_field_read_u64(ct, field, &v))
 			break;
 		switch (f->kind) {
 		case K_FAMILY:
@@ -330,13 +346,13 @@ void fields_push(lua_State *L, const struct nf_conntrack *ct, int field)
 			else                    lct_push_uint(L, v);
 			return;
 		case K_PROTO: {
-			const char *name = proto_name((unsigned)v);
+			const char *name = msg_proto_name((uint8_t)v);
 			if (name) lua_pushstring(L, name);
 			else      lct_push_uint(L, v);
 			return;
 		}
 		case K_STATE: {
-			const char *name = lct_state_name(lct_flow_proto(ct), (unsigned)v);
+			const char *name = msg_state_name(lct_flow_proto(ct), (unsigned)v);
 			if (name) lua_pushstring(L, name);
 			else      lct_push_uint(L, v);
 			return;
@@ -407,6 +423,42 @@ const char *lct_key_name(lua_State *L, int idx)
 	return strlen(s) == len ? s : escaped(L, idx);
 }
 
+/* An options table at idx holds only the names given (a NULL-terminated
+ * list): one wording for a misspelt option of every operation. */
+void lct_check_options(lua_State *L, int idx, const char *op, const char *const *names)
+{
+	int i;
+
+	idx = lua_absindex(L, idx);
+	luaL_checktype(L, idx, LUA_TTABLE);
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		for (i = 0; names[i] && !lct_key_is(L, -2, names[i]); i++)
+			;
+		if (names[i] == NULL)
+			lct_unknown_option(L, -2, op, names);
+		lua_pop(L, 1);
+	}
+}
+
+/* Raises: "bad argument 'KEY': not an option of OP (its options: a, b, c)". */
+int lct_unknown_option(lua_State *L, int key_idx, const char *op, const char *const *names)
+{
+	luaL_Buffer b;
+	int i;
+
+	key_idx = lua_absindex(L, key_idx);
+	luaL_buffinit(L, &b);
+	for (i = 0; names[i]; i++) {
+		if (i > 0)
+			luaL_addstring(&b, ", ");
+		luaL_addstring(&b, names[i]);
+	}
+	luaL_pushresult(&b);
+	return luaL_error(L, "bad argument '%s': not an option of %s (its options: %s)", lct_key_name(L, key_idx),
+	                  op, lua_tostring(L, -1));
+}
+
 void lct_check_addr(lua_State *L, int idx, const char *key, struct addr *a, int allow_prefix)
 {
 	char text[INET6_ADDRSTRLEN + 8];
@@ -448,14 +500,12 @@ void lct_check_addr(lua_State *L, int idx, const char *key, struct addr *a, int 
 
 int lct_check_proto(lua_State *L, int idx, const char *key)
 {
-	size_t i;
-
 	if (lua_type(L, idx) == LUA_TSTRING) {
 		const char *s = lct_check_cstring(L, idx, key);
-		for (i = 0; i < sizeof(protos) / sizeof(protos[0]); i++)
-			if (strcmp(protos[i][0], s) == 0)
-				return atoi(protos[i][1]);
-		luaL_error(L, "bad argument '%s': unknown protocol \"%s\"", key, s);
+		int num = msg_proto_number(s);
+		if (num < 0)
+			luaL_error(L, "bad argument '%s': unknown protocol \"%s\"", key, s);
+		return num;
 	}
 	return (int)lct_check_uint(L, idx, key, 255);
 }
@@ -486,8 +536,8 @@ static void add_status_name(lua_State *L, const char *key, const char *name, uin
 		negate = !negate;
 		name = "SEEN_REPLY";
 	}
-	for (i = 0; status_names[i]; i++)
-		if (strcmp(status_names[i], name) == 0) {
+	for (i = 0; msg_status_names[i]; i++)
+		if (strcmp(msg_status_names[i], name) == 0) {
 			*mask |= 1u << i;
 			if (negate) *value &= ~(1u << i);
 			else        *value |= 1u << i;
@@ -558,7 +608,7 @@ struct nfct_bitmask *lct_check_labels(lua_State *L, int idx, const char *key)
 
 /* ---- writing a Lua value into a flow, for create and update ---- */
 
-void fields_set(lua_State *L, int idx, const char *key, struct nf_conntrack *ct, int field)
+void lct_field_set(lua_State *L, int idx, const char *key, struct nf_conntrack *ct, int field)
 {
 	const struct field *f = &lct_fields[field];
 	struct addr a;

@@ -45,7 +45,7 @@ static void parse_state(lua_State *L, const char *key, struct term *t)
 		luaL_error(L, "bad argument '%s': expected a state name, got %s", key, luaL_typename(L, -1));
 	name = lct_check_cstring(L, -1, key);
 	for (i = 0; i < 3; i++) {
-		t->states[i] = lct_state_number(state_protos[i], name);
+		t->states[i] = msg_state_number(state_protos[i], name);
 		found |= t->states[i] >= 0;
 	}
 	if (!found)
@@ -112,7 +112,7 @@ static void parse_term(lua_State *L, const char *key, int id, struct term *t, st
 		break;
 	default:
 		parse_number(L, key, fd, t);
-		if (strcmp(fd->name, "mark") == 0) {
+		if (id == FIELD_MARK) {
 			f->has_mark = 1;
 			f->mark = (uint32_t)t->value;
 			f->mark_mask = (uint32_t)t->mask;
@@ -164,7 +164,7 @@ void lct_filter_parse(lua_State *L, int idx, struct filter *f)
 				luaL_error(L, "bad argument 'where': expected a function, got %s", luaL_typename(L, -1));
 			f->has_where = 1;
 		} else {
-			int id = fields_check_key(L, -2);
+			int id = lct_field_check_key(L, -2);
 			if (f->nterms == LCT_MAX_TERMS)
 				luaL_error(L, "bad argument 'filter': too many fields");
 			parse_term(L, lua_tostring(L, -2), id, &f->terms[f->nterms++], f);
@@ -208,9 +208,9 @@ static int match_term(const struct term *t, const struct nf_conntrack *ct)
 
 	switch (fd->kind) {
 	case K_ADDR:
-		return fields_read_addr(ct, t->field, &a) && match_addr(&t->addr, &a);
+		return lct_field_read_addr(ct, t->field, &a) && match_addr(&t->addr, &a);
 	case K_STATE:
-		if (!fields_read_u64(ct, t->field, &v))
+		if (!lct_field_read_u64(ct, t->field, &v))
 			return 0;
 		for (i = 0; i < 3; i++)
 			if (state_protos[i] == lct_flow_proto(ct))
@@ -227,7 +227,7 @@ static int match_term(const struct term *t, const struct nf_conntrack *ct)
 	case K_STRING:
 		return nfct_attr_is_set(ct, fd->attr) && strcmp(nfct_get_attr(ct, fd->attr), t->str) == 0;
 	default:
-		return fields_read_u64(ct, t->field, &v) && (v & t->mask) == t->value;
+		return lct_field_read_u64(ct, t->field, &v) && (v & t->mask) == t->value;
 	}
 }
 
@@ -248,15 +248,14 @@ int lct_filter_on_message(const struct filter *f)
 	int i;
 
 	for (i = 0; i < f->nterms; i++) {
-		enum field_kind kind = lct_fields[f->terms[i].field].kind;
-		if (kind != K_ADDR && kind != K_FAMILY)
+		if (!(lct_fields[f->terms[i].field].caps & CAP_MESSAGE))
 			return 0;
 	}
 	return 1;
 }
 
 /* An address field of a validated message, read as the parsed flow would
- * give it (fields_read_addr): the family is the message's if it has an
+ * give it (lct_field_read_addr): the family is the message's if it has an
  * original tuple; an IPv6 attribute overwrites an IPv4 one in the library's
  * union. */
 static int message_addr(const struct nlattr *const *tb, uint8_t family, const struct field *fd, struct addr *a)
@@ -268,10 +267,10 @@ static int message_addr(const struct nlattr *const *tb, uint8_t family, const st
 
 	if (tb[CTA_TUPLE_ORIG] == NULL || tuple == NULL)
 		return 0;
-	lct_attrs_of(LCT_PAYLOAD(tuple), LCT_PAYLOAD_LEN(tuple), t, CTA_TUPLE_MAX);
+	msg_attrs_of(MSG_PAYLOAD(tuple), MSG_PAYLOAD_LEN(tuple), t, CTA_TUPLE_MAX);
 	if (t[CTA_TUPLE_IP] == NULL)
 		return 0;
-	lct_attrs_of(LCT_PAYLOAD(t[CTA_TUPLE_IP]), LCT_PAYLOAD_LEN(t[CTA_TUPLE_IP]), ip, CTA_IP_MAX);
+	msg_attrs_of(MSG_PAYLOAD(t[CTA_TUPLE_IP]), MSG_PAYLOAD_LEN(t[CTA_TUPLE_IP]), ip, CTA_IP_MAX);
 	v4 = ip[src ? CTA_IP_V4_SRC : CTA_IP_V4_DST];
 	v6 = ip[src ? CTA_IP_V6_SRC : CTA_IP_V6_DST];
 	if ((family == AF_INET ? v4 : v6) == NULL)
@@ -279,12 +278,12 @@ static int message_addr(const struct nlattr *const *tb, uint8_t family, const st
 	memset(a, 0, sizeof(*a));
 	a->family = family;
 	a->plen = family == AF_INET ? 32 : 128;
-	memcpy(a->a, LCT_PAYLOAD(v6 ? v6 : v4), family == AF_INET ? 4 : 16);
+	memcpy(a->a, MSG_PAYLOAD(v6 ? v6 : v4), family == AF_INET ? 4 : 16);
 	return 1;
 }
 
 /* lct_filter_match for a filter lct_filter_on_message accepts, on a message
- * checked by lct_check_message. */
+ * checked by msg_check. */
 int lct_filter_match_message(const struct filter *f, const struct nlmsghdr *nlh)
 {
 	const struct nlattr *tb[CTA_TUPLE_REPLY + 1];
@@ -293,7 +292,7 @@ int lct_filter_match_message(const struct filter *f, const struct nlmsghdr *nlh)
 	struct addr a;
 	int i;
 
-	lct_attrs_of((const char *)nlh + head, (int)(nlh->nlmsg_len - head), tb, CTA_TUPLE_REPLY);
+	msg_attrs_of((const char *)nlh + head, (int)(nlh->nlmsg_len - head), tb, CTA_TUPLE_REPLY);
 	for (i = 0; i < f->nterms; i++) {
 		const struct term *t = &f->terms[i];
 		const struct field *fd = &lct_fields[t->field];

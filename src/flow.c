@@ -13,16 +13,6 @@
 
 #define FLOW_HEADER ((sizeof(struct flow) + 15) & ~(size_t)15)
 
-/* sizeof(struct nf_conntrack), which the library hides: nfct_maxsize() is
- * deprecated as a way to allocate objects, which is not how it is used here. */
-static size_t ct_size(void)
-{
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-	return nfct_maxsize();
-#pragma GCC diagnostic pop
-}
-
 /* Flows have one of two metatables, alike but for __gc: a flow whose
  * nf_conntrack owns heap memory has LCT_FLOW's, whose __gc frees it; one
  * that embeds it has LCT_FLOW_PLAIN's, without a finalizer, so that the
@@ -47,7 +37,7 @@ static void init_flow(lua_State *L, struct flow *fl, int embedded, int mt)
 
 struct flow *lct_flow_new(lua_State *L)
 {
-	struct flow *fl = lua_newuserdatauv(L, FLOW_HEADER + ct_size(), 0);
+	struct flow *fl = lua_newuserdatauv(L, FLOW_HEADER + msg_ct_size(), 0);
 
 	init_flow(L, fl, 0, 0);
 	return fl;
@@ -64,7 +54,7 @@ static int owns_heap(const struct nf_conntrack *ct)
 int lct_scratch_ready(struct nf_conntrack **scratch)
 {
 	if (*scratch != NULL && !owns_heap(*scratch)) {
-		memset(*scratch, 0, ct_size());
+		memset(*scratch, 0, msg_ct_size());
 		return 0;
 	}
 	if (*scratch != NULL)
@@ -84,7 +74,7 @@ struct flow *lct_flow_adopt_mt(lua_State *L, struct nf_conntrack **scratch, int 
 	int heap;
 
 	mt = mt ? lua_absindex(L, mt) : 0;
-	fl = lua_newuserdatauv(L, FLOW_HEADER + ct_size(), 0);
+	fl = lua_newuserdatauv(L, FLOW_HEADER + msg_ct_size(), 0);
 	if (*scratch == NULL) {
 		lua_pop(L, 1);
 		return NULL;
@@ -96,7 +86,7 @@ struct flow *lct_flow_adopt_mt(lua_State *L, struct nf_conntrack **scratch, int 
 		*scratch = NULL;
 	} else {
 		fl->ct = (struct nf_conntrack *)((char *)fl + FLOW_HEADER);
-		memcpy(fl->ct, *scratch, ct_size());
+		memcpy(fl->ct, *scratch, msg_ct_size());
 	}
 	return fl;
 }
@@ -161,7 +151,7 @@ static int flow_index(lua_State *L)
 		lct_check_flow(L, 1);   /* raises the usual error */
 	lua_pushvalue(L, 2);
 	if (lua_rawget(L, lua_upvalueindex(2)) == LUA_TNUMBER) {
-		fields_push(L, fl->ct, (int)lua_tointeger(L, -1));
+		lct_field_push(L, fl->ct, (int)lua_tointeger(L, -1));
 		return 1;
 	}
 	lua_pushvalue(L, 2);
@@ -234,6 +224,40 @@ void lct_check_format(lua_State *L, int idx, struct format *fmt)
 	}
 }
 
+/* connlabel.conf, read once per Lua state, as conntrack reads it once per
+ * run: a userdata in the registry whose __gc frees the map. NULL when there
+ * is no such file (labels are then printed as bit numbers). */
+static int free_labelmap(lua_State *L)
+{
+	struct nfct_labelmap **map = lua_touserdata(L, 1);
+
+	if (*map)
+		nfct_labelmap_destroy(*map);
+	*map = NULL;
+	return 0;
+}
+
+static struct nfct_labelmap *labelmap(lua_State *L)
+{
+	struct nfct_labelmap **map;
+
+	if (lua_getfield(L, LUA_REGISTRYINDEX, "lct.labelmap") == LUA_TNIL) {
+		lua_pop(L, 1);
+		map = lua_newuserdatauv(L, sizeof(*map), 0);
+		*map = NULL;
+		lua_createtable(L, 0, 1);
+		lua_pushcfunction(L, free_labelmap);
+		lua_setfield(L, -2, "__gc");
+		lua_setmetatable(L, -2);
+		*map = nfct_labelmap_new(NULL);
+		lua_setfield(L, LUA_REGISTRYINDEX, "lct.labelmap");
+		lua_getfield(L, LUA_REGISTRYINDEX, "lct.labelmap");
+	}
+	map = lua_touserdata(L, -1);
+	lua_pop(L, 1);   /* the registry keeps it */
+	return *map;
+}
+
 /* The line of a flow in a format; ptype and portid as the flow's. Most lines
  * fit the stack; nfct_snprintf cannot report a truncation, so a line that
  * fills a buffer is printed again into a larger one (scratch memory an
@@ -242,13 +266,11 @@ void lct_check_format(lua_State *L, int idx, struct format *fmt)
 int lct_push_line(lua_State *L, const struct nf_conntrack *ct, unsigned int ptype, uint32_t portid,
                   const struct format *fmt)
 {
-	struct nfct_labelmap *map = NULL;
+	struct nfct_labelmap *map = fmt->labels ? labelmap(L) : NULL;
 	char stack[2048], *buf = stack;
 	size_t size = sizeof(stack);
 	int n, scratch = 0;
 
-	if (fmt->labels)
-		map = nfct_labelmap_new(NULL);   /* NULL when there is no connlabel.conf */
 	for (;;) {
 		n = nfct_snprintf_labels(buf, (unsigned)size, ct, ptype, fmt->type, fmt->flags, map);
 		if (n >= 0 && (size_t)n < size - 1)
@@ -263,8 +285,6 @@ int lct_push_line(lua_State *L, const struct nf_conntrack *ct, unsigned int ptyp
 		buf = lua_newuserdatauv(L, size, 0);   /* kept on the stack while in use */
 		scratch = 1;
 	}
-	if (map)
-		nfct_labelmap_destroy(map);
 	if (buf == NULL) {
 		if (scratch)
 			lua_pop(L, 1);
@@ -317,7 +337,7 @@ static int flow_totable(lua_State *L)
 
 	lua_createtable(L, 0, 16);
 	for (i = 0; i < lct_nfields; i++) {
-		fields_push(L, ct, i);
+		lct_field_push(L, ct, i);
 		lua_setfield(L, -2, lct_fields[i].name);
 	}
 	return 1;
@@ -366,37 +386,6 @@ static int flow_eq(lua_State *L)
 	return 1;
 }
 
-/* Every message from the kernel goes through here: its attributes are
- * checked (validate.c) before the library or format.c reads them. 0, or -1. */
-int lct_check_message(const struct nlmsghdr *nlh)
-{
-	const struct nfgenmsg *nfh = mnl_nlmsg_get_payload(nlh);
-	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
-
-	/* conntrack tracks IPv4 and IPv6; the library cannot print another family */
-	if (nlh->nlmsg_len < head || (nfh->nfgen_family != AF_INET && nfh->nfgen_family != AF_INET6) ||
-	    nl_validate_attrs(nlh) < 0)
-		return -1;
-	return 0;
-}
-
-/* Into a zeroed ct: by parse.c, or by the library for what parse.c leaves
- * to it (ct zeroed again: parse.c sets nothing that owns memory). */
-int lct_parse_message(const struct nlmsghdr *nlh, struct nf_conntrack *ct)
-{
-	const struct nfgenmsg *nfh = mnl_nlmsg_get_payload(nlh);
-	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
-
-	if (lct_check_message(nlh) < 0)
-		return -1;
-	if (lct_parse_fast(nlh, ct) == 0)
-		return 0;
-	memset(ct, 0, ct_size());
-	/* not nfct_nlmsg_parse: it takes the whole message length for the
-	 * payload's and so reads past the end of the message */
-	return nfct_payload_parse((const char *)nlh + head, nlh->nlmsg_len - head, nfh->nfgen_family, ct) < 0 ? -1 : 0;
-}
-
 /* conntrack.parse(message) -> flow | nil, error: one ctnetlink message, as
  * the kernel sends it (a dump entry or an event), checked as the module
  * checks every reply: lengths, subsystem, type, then each attribute. */
@@ -431,7 +420,7 @@ int lct_parse(lua_State *L)
 	*scratch = NULL;
 	if (lct_scratch_ready(scratch) < 0)
 		return luaL_error(L, "not enough memory");
-	if (lct_parse_message(nlh, *scratch) < 0) {
+	if (msg_parse(nlh, *scratch) < 0) {
 		nfct_destroy(*scratch);
 		lua_pushnil(L);
 		lua_pushliteral(L, "parse: malformed attributes");
@@ -443,7 +432,7 @@ int lct_parse(lua_State *L)
 	return 1;
 }
 
-void lct_flow_open(lua_State *L)
+void lct_flow_open(lua_State *L, int module)
 {
 	static const luaL_Reg methods[] = {
 		{ "format", flow_format }, { "totable", flow_totable }, { "match", flow_match }, { NULL, NULL }
@@ -454,6 +443,9 @@ void lct_flow_open(lua_State *L)
 	};
 	int i;
 
+	module = lua_absindex(L, module);
+	lua_pushcfunction(L, lct_parse);
+	lua_setfield(L, module, "parse");
 	luaL_newmetatable(L, LCT_FLOW);
 	lua_pushcfunction(L, flow_gc);
 	lua_setfield(L, -2, "__gc");

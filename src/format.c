@@ -108,7 +108,7 @@ static char *put_ipv6(char *p, const uint8_t *a)
 	return p;
 }
 
-char *lct_addr_text(char *out, int family, const void *addr)
+char *msg_addr_text(char *out, int family, const void *addr)
 {
 	char *end = family == AF_INET ? put_ipv4(out, addr) : put_ipv6(out, addr);
 
@@ -133,29 +133,29 @@ static void read_tuple(const struct nlattr *nest, struct tuple *t)
 	const struct nlattr *tb[CTA_TUPLE_MAX + 1], *ip[CTA_IP_MAX + 1], *pr[CTA_PROTO_MAX + 1];
 
 	memset(t, 0, sizeof(*t));
-	lct_attrs_of(LCT_PAYLOAD(nest), LCT_PAYLOAD_LEN(nest), tb, CTA_TUPLE_MAX);
+	msg_attrs_of(MSG_PAYLOAD(nest), MSG_PAYLOAD_LEN(nest), tb, CTA_TUPLE_MAX);
 	if (tb[CTA_TUPLE_IP]) {
-		lct_attrs_of(LCT_PAYLOAD(tb[CTA_TUPLE_IP]), LCT_PAYLOAD_LEN(tb[CTA_TUPLE_IP]), ip, CTA_IP_MAX);
-		if (ip[CTA_IP_V4_SRC]) memcpy(t->src, LCT_PAYLOAD(ip[CTA_IP_V4_SRC]), 4);
-		if (ip[CTA_IP_V4_DST]) memcpy(t->dst, LCT_PAYLOAD(ip[CTA_IP_V4_DST]), 4);
-		if (ip[CTA_IP_V6_SRC]) memcpy(t->src, LCT_PAYLOAD(ip[CTA_IP_V6_SRC]), 16);
-		if (ip[CTA_IP_V6_DST]) memcpy(t->dst, LCT_PAYLOAD(ip[CTA_IP_V6_DST]), 16);
+		msg_attrs_of(MSG_PAYLOAD(tb[CTA_TUPLE_IP]), MSG_PAYLOAD_LEN(tb[CTA_TUPLE_IP]), ip, CTA_IP_MAX);
+		if (ip[CTA_IP_V4_SRC]) memcpy(t->src, MSG_PAYLOAD(ip[CTA_IP_V4_SRC]), 4);
+		if (ip[CTA_IP_V4_DST]) memcpy(t->dst, MSG_PAYLOAD(ip[CTA_IP_V4_DST]), 4);
+		if (ip[CTA_IP_V6_SRC]) memcpy(t->src, MSG_PAYLOAD(ip[CTA_IP_V6_SRC]), 16);
+		if (ip[CTA_IP_V6_DST]) memcpy(t->dst, MSG_PAYLOAD(ip[CTA_IP_V6_DST]), 16);
 	}
 	if (tb[CTA_TUPLE_PROTO]) {
-		lct_attrs_of(LCT_PAYLOAD(tb[CTA_TUPLE_PROTO]), LCT_PAYLOAD_LEN(tb[CTA_TUPLE_PROTO]), pr, CTA_PROTO_MAX);
-		if (pr[CTA_PROTO_NUM])        t->proto = LCT_PAYLOAD(pr[CTA_PROTO_NUM])[0], t->has_proto = 1;
-		if (pr[CTA_PROTO_SRC_PORT])   memcpy(t->l4src, LCT_PAYLOAD(pr[CTA_PROTO_SRC_PORT]), 2);
-		if (pr[CTA_PROTO_DST_PORT])   memcpy(t->l4dst, LCT_PAYLOAD(pr[CTA_PROTO_DST_PORT]), 2);
-		if (pr[CTA_PROTO_ICMP_TYPE])  t->l4dst[0] = LCT_PAYLOAD(pr[CTA_PROTO_ICMP_TYPE])[0];
-		if (pr[CTA_PROTO_ICMP_CODE])  t->l4dst[1] = LCT_PAYLOAD(pr[CTA_PROTO_ICMP_CODE])[0];
-		if (pr[CTA_PROTO_ICMP_ID])    memcpy(t->l4src, LCT_PAYLOAD(pr[CTA_PROTO_ICMP_ID]), 2);
-		if (pr[CTA_PROTO_ICMPV6_TYPE]) t->l4dst[0] = LCT_PAYLOAD(pr[CTA_PROTO_ICMPV6_TYPE])[0];
-		if (pr[CTA_PROTO_ICMPV6_CODE]) t->l4dst[1] = LCT_PAYLOAD(pr[CTA_PROTO_ICMPV6_CODE])[0];
-		if (pr[CTA_PROTO_ICMPV6_ID])  memcpy(t->l4src, LCT_PAYLOAD(pr[CTA_PROTO_ICMPV6_ID]), 2);
+		msg_attrs_of(MSG_PAYLOAD(tb[CTA_TUPLE_PROTO]), MSG_PAYLOAD_LEN(tb[CTA_TUPLE_PROTO]), pr, CTA_PROTO_MAX);
+		if (pr[CTA_PROTO_NUM])        t->proto = MSG_PAYLOAD(pr[CTA_PROTO_NUM])[0], t->has_proto = 1;
+		if (pr[CTA_PROTO_SRC_PORT])   memcpy(t->l4src, MSG_PAYLOAD(pr[CTA_PROTO_SRC_PORT]), 2);
+		if (pr[CTA_PROTO_DST_PORT])   memcpy(t->l4dst, MSG_PAYLOAD(pr[CTA_PROTO_DST_PORT]), 2);
+		if (pr[CTA_PROTO_ICMP_TYPE])  t->l4dst[0] = MSG_PAYLOAD(pr[CTA_PROTO_ICMP_TYPE])[0];
+		if (pr[CTA_PROTO_ICMP_CODE])  t->l4dst[1] = MSG_PAYLOAD(pr[CTA_PROTO_ICMP_CODE])[0];
+		if (pr[CTA_PROTO_ICMP_ID])    memcpy(t->l4src, MSG_PAYLOAD(pr[CTA_PROTO_ICMP_ID]), 2);
+		if (pr[CTA_PROTO_ICMPV6_TYPE]) t->l4dst[0] = MSG_PAYLOAD(pr[CTA_PROTO_ICMPV6_TYPE])[0];
+		if (pr[CTA_PROTO_ICMPV6_CODE]) t->l4dst[1] = MSG_PAYLOAD(pr[CTA_PROTO_ICMPV6_CODE])[0];
+		if (pr[CTA_PROTO_ICMPV6_ID])  memcpy(t->l4src, MSG_PAYLOAD(pr[CTA_PROTO_ICMPV6_ID]), 2);
 	}
 	if (tb[CTA_TUPLE_ZONE]) {
 		t->has_zone = 1;
-		t->zone = (uint16_t)(LCT_PAYLOAD(tb[CTA_TUPLE_ZONE])[0] << 8 | LCT_PAYLOAD(tb[CTA_TUPLE_ZONE])[1]);
+		t->zone = (uint16_t)(MSG_PAYLOAD(tb[CTA_TUPLE_ZONE])[0] << 8 | MSG_PAYLOAD(tb[CTA_TUPLE_ZONE])[1]);
 	}
 }
 
@@ -171,27 +171,16 @@ static void read_counters(const struct nlattr *nest, struct counters *c)
 	memset(c, 0, sizeof(*c));
 	if (nest == NULL)
 		return;
-	lct_attrs_of(LCT_PAYLOAD(nest), LCT_PAYLOAD_LEN(nest), tb, CTA_COUNTERS_MAX);
+	msg_attrs_of(MSG_PAYLOAD(nest), MSG_PAYLOAD_LEN(nest), tb, CTA_COUNTERS_MAX);
 	c->has_packets = tb[CTA_COUNTERS_PACKETS] || tb[CTA_COUNTERS32_PACKETS];
 	c->has_bytes = tb[CTA_COUNTERS_BYTES] || tb[CTA_COUNTERS32_BYTES];
-	if (tb[CTA_COUNTERS32_PACKETS]) c->packets = lct_be32(tb[CTA_COUNTERS32_PACKETS]);
-	if (tb[CTA_COUNTERS_PACKETS])   c->packets = lct_be64(tb[CTA_COUNTERS_PACKETS]);
-	if (tb[CTA_COUNTERS32_BYTES])   c->bytes = lct_be32(tb[CTA_COUNTERS32_BYTES]);
-	if (tb[CTA_COUNTERS_BYTES])     c->bytes = lct_be64(tb[CTA_COUNTERS_BYTES]);
+	if (tb[CTA_COUNTERS32_PACKETS]) c->packets = msg_be32(tb[CTA_COUNTERS32_PACKETS]);
+	if (tb[CTA_COUNTERS_PACKETS])   c->packets = msg_be64(tb[CTA_COUNTERS_PACKETS]);
+	if (tb[CTA_COUNTERS32_BYTES])   c->bytes = msg_be32(tb[CTA_COUNTERS32_BYTES]);
+	if (tb[CTA_COUNTERS_BYTES])     c->bytes = msg_be64(tb[CTA_COUNTERS_BYTES]);
 }
 
 /* ---- the line ---- */
-
-static const char *const tcp_states[] = {
-	"NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT",
-	"LAST_ACK", "TIME_WAIT", "CLOSE", "SYN_SENT2"
-};
-/* the library names the first 8 SCTP states; past them it would print "(null)" */
-static const char *const sctp_states[] = {
-	"NONE", "CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED",
-	"SHUTDOWN_SENT", "SHUTDOWN_RECD", "SHUTDOWN_ACK_SENT"
-};
-#define NSTATES(a) (sizeof(a) / sizeof((a)[0]))
 
 /* "%-8s %u " of the protocol's name and number */
 static char *put_proto(char *p, unsigned int num, const char *name)
@@ -207,19 +196,12 @@ static char *put_proto(char *p, unsigned int num, const char *name)
 	return p;
 }
 
+/* conntrack's name of a protocol: "unknown" where it has none */
 static const char *l4_name(uint8_t proto)
 {
-	switch (proto) {
-	case IPPROTO_TCP: return "tcp";
-	case IPPROTO_UDP: return "udp";
-	case IPPROTO_UDPLITE: return "udplite";
-	case IPPROTO_ICMP: return "icmp";
-	case IPPROTO_ICMPV6: return "icmpv6";
-	case IPPROTO_SCTP: return "sctp";
-	case IPPROTO_GRE: return "gre";
-	case IPPROTO_DCCP: return "dccp";
-	}
-	return "unknown";
+	const char *name = msg_proto_name(proto);
+
+	return name ? name : "unknown";
 }
 
 static char *put_tuple(char *p, const struct tuple *t, uint8_t family, const char *zone_tag, size_t tag_len)
@@ -279,58 +261,118 @@ static int state_of(const struct nlattr *nest)
 {
 	const struct nlattr *tb[CTA_PROTOINFO_TCP_MAX + 1];
 
-	lct_attrs_of(LCT_PAYLOAD(nest), LCT_PAYLOAD_LEN(nest), tb, CTA_PROTOINFO_TCP_MAX);
-	return tb[CTA_PROTOINFO_TCP_STATE] ? LCT_PAYLOAD(tb[CTA_PROTOINFO_TCP_STATE])[0] : -1;
+	msg_attrs_of(MSG_PAYLOAD(nest), MSG_PAYLOAD_LEN(nest), tb, CTA_PROTOINFO_TCP_MAX);
+	return tb[CTA_PROTOINFO_TCP_STATE] ? MSG_PAYLOAD(tb[CTA_PROTOINFO_TCP_STATE])[0] : -1;
 }
 
-/* The line of the flow in nlh (a validated IPCTNL_MSG_CT_NEW or _DELETE
- * message) into buf, which holds LCT_LINE_MAX bytes: its length, or -1 when
- * the line is one this file leaves to nfct_snprintf. ptype and flags as
- * nfct_snprintf takes them (NFCT_O_DEFAULT); labels: labels are shown. */
-int lct_format_message(char *buf, const struct nlmsghdr *nlh, unsigned int ptype, unsigned int flags, int labels)
-{
-	const struct nlattr *tb[CTA_LABELS + 1], *pi[CTA_PROTOINFO_MAX + 1];
-	const struct nfgenmsg *nfh = mnl_nlmsg_get_payload(nlh);
-	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
-	uint8_t family = nfh->nfgen_family;
+/* Everything the line shows, read from the message once. */
+struct line {
+	const struct nlattr *tb[CTA_LABELS + 1];
+	uint8_t family;
 	struct tuple orig, reply;
 	struct counters corig, creply;
-	int tcp_state = -1, sctp_state = -1;
-	uint32_t status = 0;
-	char *p = buf;
+	const char *state;              /* the TCP or SCTP state's name, or NULL */
+	const struct nlattr *start, *stop;   /* timestamps */
+};
 
-	if ((flags & ~(unsigned)(NFCT_OF_SHOW_LAYER3 | NFCT_OF_ID | NFCT_OF_TIMESTAMP)) ||
-	    (family != AF_INET && family != AF_INET6) || nlh->nlmsg_len < head)
+/* The name of the state in a protoinfo nest as the library prints it: 0
+ * without one, -1 for a state it cannot print (or a union it mixes up). */
+static int read_state(const struct nlattr *nest, struct line *l)
+{
+	const struct nlattr *pi[CTA_PROTOINFO_MAX + 1];
+	static const uint8_t protos[2] = { IPPROTO_TCP, IPPROTO_SCTP };
+	int i, state;
+
+	msg_attrs_of(MSG_PAYLOAD(nest), MSG_PAYLOAD_LEN(nest), pi, CTA_PROTOINFO_MAX);
+	/* the library keeps the states of all three in one union */
+	if (pi[CTA_PROTOINFO_DCCP] || (pi[CTA_PROTOINFO_TCP] && pi[CTA_PROTOINFO_SCTP]))
 		return -1;
-	lct_attrs_of((const char *)nlh + head, (int)(nlh->nlmsg_len - head), tb, CTA_LABELS);
-	if (!tb[CTA_TUPLE_ORIG] || !tb[CTA_TUPLE_REPLY] || tb[CTA_HELP] || tb[CTA_SECCTX] ||
-	    (labels && tb[CTA_LABELS] && LCT_PAYLOAD_LEN(tb[CTA_LABELS]) > 0))
-		return -1;
-	if (tb[CTA_PROTOINFO]) {
-		lct_attrs_of(LCT_PAYLOAD(tb[CTA_PROTOINFO]), LCT_PAYLOAD_LEN(tb[CTA_PROTOINFO]), pi, CTA_PROTOINFO_MAX);
-		/* the library keeps the states of all three in one union */
-		if (pi[CTA_PROTOINFO_DCCP] || (pi[CTA_PROTOINFO_TCP] && pi[CTA_PROTOINFO_SCTP]))
+	for (i = 0; i < 2; i++) {
+		const struct nlattr *info = pi[i == 0 ? CTA_PROTOINFO_TCP : CTA_PROTOINFO_SCTP];
+		if (info == NULL || (state = state_of(info)) < 0)
+			continue;
+		if ((unsigned)state >= msg_states_of(protos[i])->printed)
 			return -1;
-		if (pi[CTA_PROTOINFO_TCP] && (tcp_state = state_of(pi[CTA_PROTOINFO_TCP])) >= (int)NSTATES(tcp_states))
-			return -1;
-		if (pi[CTA_PROTOINFO_SCTP] && (sctp_state = state_of(pi[CTA_PROTOINFO_SCTP])) >= (int)NSTATES(sctp_states))
-			return -1;
+		l->state = msg_state_name(protos[i], (unsigned)state);
 	}
+	return 0;
+}
+
+/* The parts of a line, or -1 where the line is the library's to write. */
+static int read_line(const struct nlmsghdr *nlh, unsigned int flags, int labels, struct line *l)
+{
+	const struct nfgenmsg *nfh = mnl_nlmsg_get_payload(nlh);
+	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
+	const struct nlattr *const *tb = l->tb;
+
+	l->family = nfh->nfgen_family;
+	l->state = NULL;
+	l->start = l->stop = NULL;
+	if ((flags & ~(unsigned)(NFCT_OF_SHOW_LAYER3 | NFCT_OF_ID | NFCT_OF_TIMESTAMP)) ||
+	    (l->family != AF_INET && l->family != AF_INET6) || nlh->nlmsg_len < head)
+		return -1;
+	msg_attrs_of((const char *)nlh + head, (int)(nlh->nlmsg_len - head), l->tb, CTA_LABELS);
+	if (!tb[CTA_TUPLE_ORIG] || !tb[CTA_TUPLE_REPLY] || tb[CTA_HELP] || tb[CTA_SECCTX] ||
+	    (labels && tb[CTA_LABELS] && MSG_PAYLOAD_LEN(tb[CTA_LABELS]) > 0))
+		return -1;
+	if (tb[CTA_PROTOINFO] && read_state(tb[CTA_PROTOINFO], l) < 0)
+		return -1;
 	if (tb[CTA_TIMESTAMP]) {
 		const struct nlattr *ts[CTA_TIMESTAMP_MAX + 1];
-		lct_attrs_of(LCT_PAYLOAD(tb[CTA_TIMESTAMP]), LCT_PAYLOAD_LEN(tb[CTA_TIMESTAMP]), ts, CTA_TIMESTAMP_MAX);
-		if ((flags & NFCT_OF_TIMESTAMP) && (ts[CTA_TIMESTAMP_START] || ts[CTA_TIMESTAMP_STOP]))
+		msg_attrs_of(MSG_PAYLOAD(tb[CTA_TIMESTAMP]), MSG_PAYLOAD_LEN(tb[CTA_TIMESTAMP]), ts, CTA_TIMESTAMP_MAX);
+		l->start = ts[CTA_TIMESTAMP_START];
+		l->stop = ts[CTA_TIMESTAMP_STOP];
+		if ((flags & NFCT_OF_TIMESTAMP) && (l->start || l->stop))
 			return -1;
 	}
-	read_tuple(tb[CTA_TUPLE_ORIG], &orig);
-	read_tuple(tb[CTA_TUPLE_REPLY], &reply);
-	/* the library prints no line without the protocol (-1) */
-	if (!orig.has_proto)
+	read_tuple(tb[CTA_TUPLE_ORIG], &l->orig);
+	read_tuple(tb[CTA_TUPLE_REPLY], &l->reply);
+	/* the library prints no line without the protocol */
+	if (!l->orig.has_proto)
 		return -1;
-	read_counters(tb[CTA_COUNTERS_ORIG], &corig);
-	read_counters(tb[CTA_COUNTERS_REPLY], &creply);
-	if (tb[CTA_STATUS])
-		status = lct_be32(tb[CTA_STATUS]);
+	read_counters(tb[CTA_COUNTERS_ORIG], &l->corig);
+	read_counters(tb[CTA_COUNTERS_REPLY], &l->creply);
+	return 0;
+}
+
+/* "name=value " of a 32-bit attribute, if present */
+static char *put_named_u32(char *p, const char *name, size_t len, const struct nlattr *attr)
+{
+	if (attr == NULL)
+		return p;
+	p = put_str(p, name, len);
+	p = put_u32(p, msg_be32(attr));
+	*p++ = ' ';
+	return p;
+}
+#define PUT_NAMED_U32(p, lit, attr) put_named_u32(p, lit, sizeof(lit) - 1, attr)
+
+/* The flags after the reply tuple, of the status word. */
+static char *put_status_flags(char *p, uint32_t status)
+{
+	if (status & IPS_HW_OFFLOAD)     p = PUT(p, "[HW_OFFLOAD] ");
+	else if (status & IPS_OFFLOAD)   p = PUT(p, "[OFFLOAD] ");
+	else if (status & IPS_ASSURED)   p = PUT(p, "[ASSURED] ");
+	return p;
+}
+
+/* "delta-time=S " as the library: a flow not yet stopped is measured against now */
+static char *put_delta_time(char *p, const struct line *l)
+{
+	uint64_t stop = l->stop ? msg_be64(l->stop) : 0;
+	time_t end = stop == 0 ? time(NULL) : (time_t)(stop / 1000000000u);
+	time_t delta = end - (time_t)(msg_be64(l->start) / 1000000000u);
+
+	p = PUT(p, "delta-time=");
+	p = put_u64(p, (uint64_t)(long long)delta);
+	*p++ = ' ';
+	return p;
+}
+
+static char *write_line(char *p, const struct line *l, unsigned int ptype, unsigned int flags)
+{
+	const struct nlattr *const *tb = l->tb;
+	uint32_t status = tb[CTA_STATUS] ? msg_be32(tb[CTA_STATUS]) : 0;
 
 	switch (ptype) {
 	case NFCT_T_NEW:     p = PUT(p, "    [NEW] "); break;
@@ -338,69 +380,50 @@ int lct_format_message(char *buf, const struct nlmsghdr *nlh, unsigned int ptype
 	case NFCT_T_DESTROY: p = PUT(p, "[DESTROY] "); break;
 	}
 	if (flags & NFCT_OF_SHOW_LAYER3)
-		p = put_proto(p, family, family == AF_INET ? "ipv4" : "ipv6");
-	p = put_proto(p, orig.proto, l4_name(orig.proto));
+		p = put_proto(p, l->family, l->family == AF_INET ? "ipv4" : "ipv6");
+	p = put_proto(p, l->orig.proto, l4_name(l->orig.proto));
 	if (tb[CTA_TIMEOUT]) {
-		p = put_u32(p, lct_be32(tb[CTA_TIMEOUT]));
+		p = put_u32(p, msg_be32(tb[CTA_TIMEOUT]));
 		*p++ = ' ';
 	}
-	if (tcp_state >= 0) {
-		p = put_str(p, tcp_states[tcp_state], strlen(tcp_states[tcp_state]));
+	if (l->state) {
+		p = put_str(p, l->state, strlen(l->state));
 		*p++ = ' ';
 	}
-	if (sctp_state >= 0) {
-		p = put_str(p, sctp_states[sctp_state], strlen(sctp_states[sctp_state]));
-		*p++ = ' ';
-	}
-	p = put_tuple(p, &orig, family, "zone-orig=", 10);
-	p = put_counters(p, &corig);
+	p = put_tuple(p, &l->orig, l->family, "zone-orig=", 10);
+	p = put_counters(p, &l->corig);
 	if (tb[CTA_STATUS] && !(status & IPS_SEEN_REPLY))
 		p = PUT(p, "[UNREPLIED] ");
-	p = put_tuple(p, &reply, family, "zone-reply=", 11);
-	p = put_counters(p, &creply);
-	if (tb[CTA_STATUS]) {
-		if (status & IPS_HW_OFFLOAD)     p = PUT(p, "[HW_OFFLOAD] ");
-		else if (status & IPS_OFFLOAD)   p = PUT(p, "[OFFLOAD] ");
-		else if (status & IPS_ASSURED)   p = PUT(p, "[ASSURED] ");
-	}
-	if (tb[CTA_MARK]) {
-		p = PUT(p, "mark=");
-		p = put_u32(p, lct_be32(tb[CTA_MARK]));
-		*p++ = ' ';
-	}
-	if (tb[CTA_SECMARK]) {
-		p = PUT(p, "secmark=");
-		p = put_u32(p, lct_be32(tb[CTA_SECMARK]));
-		*p++ = ' ';
-	}
+	p = put_tuple(p, &l->reply, l->family, "zone-reply=", 11);
+	p = put_counters(p, &l->creply);
+	p = put_status_flags(p, status);
+	p = PUT_NAMED_U32(p, "mark=", tb[CTA_MARK]);
+	p = PUT_NAMED_U32(p, "secmark=", tb[CTA_SECMARK]);
 	if (tb[CTA_ZONE]) {
 		p = PUT(p, "zone=");
-		p = put_u32(p, (uint32_t)LCT_PAYLOAD(tb[CTA_ZONE])[0] << 8 | LCT_PAYLOAD(tb[CTA_ZONE])[1]);
+		p = put_u32(p, (uint32_t)MSG_PAYLOAD(tb[CTA_ZONE])[0] << 8 | MSG_PAYLOAD(tb[CTA_ZONE])[1]);
 		*p++ = ' ';
 	}
-	if (tb[CTA_TIMESTAMP]) {
-		const struct nlattr *ts[CTA_TIMESTAMP_MAX + 1];
-		lct_attrs_of(LCT_PAYLOAD(tb[CTA_TIMESTAMP]), LCT_PAYLOAD_LEN(tb[CTA_TIMESTAMP]), ts, CTA_TIMESTAMP_MAX);
-		if (ts[CTA_TIMESTAMP_START]) {
-			/* as the library: a flow not yet stopped is measured against now */
-			uint64_t stop = ts[CTA_TIMESTAMP_STOP] ? lct_be64(ts[CTA_TIMESTAMP_STOP]) : 0;
-			time_t end = stop == 0 ? time(NULL) : (time_t)(stop / 1000000000u);
-			time_t delta = end - (time_t)(lct_be64(ts[CTA_TIMESTAMP_START]) / 1000000000u);
-			p = PUT(p, "delta-time=");
-			p = put_u64(p, (uint64_t)(long long)delta);
-			*p++ = ' ';
-		}
-	}
-	if (tb[CTA_USE]) {
-		p = PUT(p, "use=");
-		p = put_u32(p, lct_be32(tb[CTA_USE]));
-		*p++ = ' ';
-	}
-	if ((flags & NFCT_OF_ID) && tb[CTA_ID]) {
-		p = PUT(p, "id=");
-		p = put_u32(p, lct_be32(tb[CTA_ID]));
-		*p++ = ' ';
-	}
+	if (l->start)
+		p = put_delta_time(p, l);
+	p = PUT_NAMED_U32(p, "use=", tb[CTA_USE]);
+	if (flags & NFCT_OF_ID)
+		p = PUT_NAMED_U32(p, "id=", tb[CTA_ID]);
+	return p;
+}
+
+/* The line of the flow in nlh (a validated IPCTNL_MSG_CT_NEW or _DELETE
+ * message) into buf (MSG_LINE_MAX bytes): its length, or -1 when the line is
+ * one this file leaves to nfct_snprintf. ptype and flags as nfct_snprintf
+ * takes them (NFCT_O_DEFAULT); labels: labels are shown. */
+int msg_format_line(char *buf, const struct nlmsghdr *nlh, unsigned int ptype, unsigned int flags, int labels)
+{
+	struct line l;
+	char *p;
+
+	if (read_line(nlh, flags, labels, &l) < 0)
+		return -1;
+	p = write_line(buf, &l, ptype, flags);
 	/* the library deletes the last blank */
 	*--p = '\0';
 	return (int)(p - buf);

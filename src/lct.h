@@ -78,6 +78,7 @@ int  nl_open(struct nl *nl, int netns_fd, unsigned int groups);
 void nl_close(struct nl *nl);
 int  nl_fd(const struct nl *nl);
 int  nl_send(struct nl *nl, struct nlmsghdr *nlh);
+ssize_t nl_receive(struct nl *nl, char *buf, size_t cap, int flags);
 void nl_reply_init(struct nl_reply *r, struct nl *nl, char *buf, size_t cap);
 int  nl_reply_next(struct nl_reply *r, const struct nlmsghdr **msg);
 int  nl_reply_buffered(const struct nl_reply *r);
@@ -91,10 +92,58 @@ char *nl_batch_slot(struct nl_batch *b);
 void nl_batch_commit(struct nl_batch *b, struct nlmsghdr *nlh);
 int  nl_batch_send(struct nl *nl, struct nl_batch *b, char *buf, size_t cap, struct nl_acks *acks);
 
+/* ---- names.c: protocols, states and status flags by name, no Lua ---- */
+struct msg_proto {
+	uint8_t num;
+	const char *name;
+	int ports;                 /* its tuples have ports (GRE: keys) */
+};
+struct msg_states {
+	uint8_t proto;
+	const char *const *names;  /* by number, NULL-terminated */
+	unsigned int printed;      /* how many of them libnetfilter_conntrack's printer names */
+};
+extern const struct msg_proto msg_protos[];
+extern const int msg_nprotos;
+extern const struct msg_states msg_states[];
+extern const int msg_nstates;
+extern const char *const msg_status_names[];   /* bit i of the status word; NULL-terminated */
+const struct msg_proto *msg_proto(uint8_t num);
+const char *msg_proto_name(uint8_t num);        /* NULL if it has none */
+int  msg_proto_number(const char *name);        /* -1 if unknown */
+int  msg_proto_has_ports(uint8_t num);
+int  msg_proto_is_icmp(uint8_t num);
+const struct msg_states *msg_states_of(uint8_t proto);   /* NULL: a protocol without states */
+int  msg_state_number(uint8_t proto, const char *name);   /* -1 if unknown */
+const char *msg_state_name(uint8_t proto, unsigned int state);
+
 /* ---- fields.c: the one vocabulary of flow fields ---- */
 enum field_kind {
 	K_FAMILY, K_PROTO, K_ADDR, K_PORT, K_U8, K_U16BE, K_U16, K_U32, K_U64,
 	K_STATE, K_STATUS, K_LABELS, K_STRING, K_NAT
+};
+
+/* Field ids: the index of each field in lct_fields. */
+enum field_id {
+	FIELD_FAMILY, FIELD_PROTO, FIELD_ORIG_SRC, FIELD_ORIG_DST, FIELD_REPLY_SRC, FIELD_REPLY_DST,
+	FIELD_ORIG_SPORT, FIELD_ORIG_DPORT, FIELD_REPLY_SPORT, FIELD_REPLY_DPORT,
+	FIELD_ICMP_TYPE, FIELD_ICMP_CODE, FIELD_ICMP_ID, FIELD_STATE, FIELD_ORIG_VTAG, FIELD_REPLY_VTAG,
+	FIELD_STATUS, FIELD_TIMEOUT, FIELD_MARK, FIELD_SECMARK, FIELD_USE, FIELD_ID,
+	FIELD_ZONE, FIELD_ORIG_ZONE, FIELD_REPLY_ZONE,
+	FIELD_ORIG_PACKETS, FIELD_ORIG_BYTES, FIELD_REPLY_PACKETS, FIELD_REPLY_BYTES,
+	FIELD_START, FIELD_STOP, FIELD_LABELS, FIELD_HELPER, FIELD_SECCTX, FIELD_SNAT, FIELD_DNAT,
+	FIELD_COUNT
+};
+
+/* What each operation may do with a field: every field is read and
+ * filtered; these say which others take it. */
+enum field_cap {
+	CAP_CREATE = 1,            /* create sets it */
+	CAP_LOOKUP = 2,            /* get's key: the entry's identity */
+	CAP_UPDATE = 4,            /* update changes it */
+	CAP_KERNEL_DELETE = 8,     /* the kernel selects by it exactly and deletes by itself */
+	CAP_MESSAGE = 16,          /* matched on the kernel's message, without parsing it */
+	CAP_SOCKET = 32,           /* events' socket filter (BPF) can decide it */
 };
 
 struct field {
@@ -102,6 +151,7 @@ struct field {
 	enum field_kind kind;
 	int attr;                  /* the IPv4 attribute of an address */
 	int attr6;                 /* its IPv6 twin; for K_NAT the attribute compared */
+	unsigned int caps;         /* enum field_cap */
 };
 
 extern const struct field lct_fields[];
@@ -117,23 +167,23 @@ struct addr {
 const char *lct_check_cstring(lua_State *L, int idx, const char *key);   /* a string at idx, or raises */
 int  lct_key_is(lua_State *L, int idx, const char *name);   /* the string at idx is exactly name */
 const char *lct_key_name(lua_State *L, int idx);     /* a key for a message ("?" unless a string) */
-int  fields_lookup(lua_State *L, int key_idx);       /* field id, or -1 */
-int  fields_check_key(lua_State *L, int key_idx);    /* field id, or raises */
-void fields_push(lua_State *L, const struct nf_conntrack *ct, int field);
-int  fields_read_u64(const struct nf_conntrack *ct, int field, uint64_t *v);
-int  fields_read_addr(const struct nf_conntrack *ct, int field, struct addr *a);
-void fields_set(lua_State *L, int idx, const char *key, struct nf_conntrack *ct, int field);
+void lct_check_options(lua_State *L, int idx, const char *op, const char *const *names);
+int  lct_unknown_option(lua_State *L, int key_idx, const char *op, const char *const *names);   /* raises */
+void lct_fields_open(lua_State *L, int module);
+int  lct_field_lookup(lua_State *L, int key_idx);       /* field id, or -1 */
+int  lct_field_check_key(lua_State *L, int key_idx);    /* field id, or raises */
+void lct_field_push(lua_State *L, const struct nf_conntrack *ct, int field);
+int  lct_field_read_u64(const struct nf_conntrack *ct, int field, uint64_t *v);
+int  lct_field_read_addr(const struct nf_conntrack *ct, int field, struct addr *a);
+void lct_field_set(lua_State *L, int idx, const char *key, struct nf_conntrack *ct, int field);
 
 void lct_check_addr(lua_State *L, int idx, const char *key, struct addr *a, int allow_prefix);
 int  lct_check_proto(lua_State *L, int idx, const char *key);
 int  lct_check_family(lua_State *L, int idx, const char *key);
 struct nfct_bitmask *lct_check_labels(lua_State *L, int idx, const char *key);
 void lct_check_status(lua_State *L, int idx, const char *key, uint32_t *value, uint32_t *mask);
-int  lct_state_number(uint8_t proto, const char *name);
-const char *lct_state_name(uint8_t proto, unsigned int state);
 uint8_t lct_flow_proto(const struct nf_conntrack *ct);
-int  lct_proto_has_ports(uint8_t proto);
-int  lct_is_icmp(uint8_t proto);
+int  lct_state_attr(uint8_t proto);         /* the library's attribute of its state, or -1 */
 
 /* ---- number.c: kernel integers to and from Lua, exact on every Lua ---- */
 #define LCT_UINT_TEXT 24           /* the decimal text of a u64, with its NUL */
@@ -201,29 +251,28 @@ struct flow *lct_flow_adopt_mt(lua_State *L, struct nf_conntrack **scratch, int 
 int  lct_scratch_ready(struct nf_conntrack **scratch);
 struct nf_conntrack *lct_check_flow(lua_State *L, int idx);
 struct flow *lct_to_flow(lua_State *L, int idx);   /* the flow at idx, or NULL */
-void lct_flow_open(lua_State *L);
+void lct_flow_open(lua_State *L, int module);
 int  lct_parse(lua_State *L);
-int  lct_parse_message(const struct nlmsghdr *nlh, struct nf_conntrack *ct);
-int  lct_check_message(const struct nlmsghdr *nlh);
 
 /* ---- validate.c: a message checked against the parser's layout, no Lua ---- */
-int  nl_validate_attrs(const struct nlmsghdr *nlh);
-void lct_attrs_of(const void *payload, int len, const struct nlattr **tb, int max);
-#define LCT_PAYLOAD(attr) ((const uint8_t *)(attr) + MNL_ATTR_HDRLEN)
-#define LCT_PAYLOAD_LEN(attr) ((int)(attr)->nla_len - (int)MNL_ATTR_HDRLEN)
+int  msg_check(const struct nlmsghdr *nlh);      /* family and every attribute: 0, or -1 */
+int  msg_validate(const struct nlmsghdr *nlh);
+void msg_attrs_of(const void *payload, int len, const struct nlattr **tb, int max);
+#define MSG_PAYLOAD(attr) ((const uint8_t *)(attr) + MNL_ATTR_HDRLEN)
+#define MSG_PAYLOAD_LEN(attr) ((int)(attr)->nla_len - (int)MNL_ATTR_HDRLEN)
 /* Big-endian 32- and 64-bit attribute values (validated lengths), as the
  * library reads them: for parse.c and format.c. */
-static inline uint32_t lct_be32(const struct nlattr *attr)
+static inline uint32_t msg_be32(const struct nlattr *attr)
 {
 	uint32_t v;
 
-	memcpy(&v, LCT_PAYLOAD(attr), 4);
+	memcpy(&v, MSG_PAYLOAD(attr), 4);
 	return ntohl(v);
 }
 
-static inline uint64_t lct_be64(const struct nlattr *attr)
+static inline uint64_t msg_be64(const struct nlattr *attr)
 {
-	const uint8_t *b = LCT_PAYLOAD(attr);
+	const uint8_t *b = MSG_PAYLOAD(attr);
 	uint64_t v = 0;
 	int i;
 
@@ -233,29 +282,45 @@ static inline uint64_t lct_be64(const struct nlattr *attr)
 }
 
 /* ---- format.c: conntrack's line from a validated message, no Lua ---- */
-#define LCT_LINE_MAX 1024          /* longer than any line format.c writes */
-int  lct_format_message(char *buf, const struct nlmsghdr *nlh, unsigned int ptype, unsigned int flags, int labels);
-char *lct_addr_text(char *out, int family, const void *addr);   /* out: INET6_ADDRSTRLEN bytes */
+#define MSG_LINE_MAX 1024          /* longer than any line format.c writes */
+int  msg_format_line(char *buf, const struct nlmsghdr *nlh, unsigned int ptype, unsigned int flags, int labels);
+char *msg_addr_text(char *out, int family, const void *addr);   /* out: INET6_ADDRSTRLEN bytes */
 
-/* ---- parse.c: a validated message into an nf_conntrack, no Lua ---- */
-int  lct_parse_fast(const struct nlmsghdr *nlh, struct nf_conntrack *ct);   /* 0, or 1: the library's */
+/* ---- parse.c: a message into an nf_conntrack, no Lua ---- */
+int  msg_parse(const struct nlmsghdr *nlh, struct nf_conntrack *ct);       /* checked, then parsed: 0, or -1 */
+int  msg_parse_fast(const struct nlmsghdr *nlh, struct nf_conntrack *ct);  /* validated: 0, or 1: the library's */
+size_t msg_ct_size(void);                        /* sizeof(struct nf_conntrack) */
 
-/* ---- conntrack.c: the handle ----
+/* ---- handle.c: the handle and what operations do with it ----
  * Lua code can run in the middle of any operation (a predicate, a
  * metamethod of an argument table, an error object's __tostring, a
  * finalizer the collector calls at an allocation) and close the handle.
  * So its socket and its namespace are reached only through these calls,
  * made at the moment of use with no Lua code after them: a closed handle
  * raises "attempt to use a closed handle" there, and never falls back to
- * the process's own namespace. (The struct is private to conntrack.c.) */
+ * the process's own namespace. (The struct is private to handle.c.) */
 struct handle;
+struct table_stats { uint32_t entries, max; int has_max; };
 struct handle *lct_check_handle(lua_State *L, int idx);
-struct nl *lct_handle_nl(lua_State *L, struct handle *h);
-struct nl *lct_handle_nl_if_open(struct handle *h);       /* NULL once closed */
+int  lct_handle_is_open(lua_State *L, int idx);          /* a handle, not closed */
 int  lct_handle_netns(lua_State *L, struct handle *h);    /* for a new socket; -1: the caller's own */
 char *lct_handle_buf(struct handle *h);   /* LCT_RECV_SIZE bytes, for one request and its reply */
-int lct_fail(lua_State *L, const char *what, int err);
+int  lct_handle_request(lua_State *L, struct handle *h, struct nlmsghdr *nlh,
+                        int (*cb)(const struct nlmsghdr *, void *), void *data);   /* 0, -errno */
+void lct_handle_expect_batches(lua_State *L, struct handle *h);
+int  lct_handle_batch(lua_State *L, struct handle *h, struct nl_batch *b, struct nl_acks *acks);
+int  lct_table_stats(lua_State *L, struct handle *h, struct table_stats *t);
+int  lct_request_dump(struct nl *nl, struct nl_reply *r, int netns_fd, char *buf, uint16_t type,
+                      const struct filter *f);            /* no Lua: 0, -errno */
 const char *lct_strerror(int err);
+int  lct_fail(lua_State *L, const char *what, int err);  /* pushes nil, "what: ...", errno */
+int  lct_fail_after(lua_State *L, const char *what, int err, unsigned long done);
+int  lct_raise(lua_State *L, int *last, const char *what, int err);   /* keeps err in *last, raises */
+int  lct_push_last_error(lua_State *L, const char *what, int err);    /* nil, or message, errno */
+int  lct_open(lua_State *L);
+void lct_handle_open(lua_State *L, int module);
+
+/* ---- conntrack.c ---- */
 /* The module's one exported symbol: the build hides all others (-fvisibility=hidden). */
 __attribute__((visibility("default"))) int luaopen_conntrack(lua_State *L);
 

@@ -110,33 +110,44 @@ void nl_reply_init(struct nl_reply *r, struct nl *nl, char *buf, size_t cap)
 	r->done = 0;
 }
 
-/* One datagram, from the kernel only (a user-space sender could forge replies). */
-static int receive(struct nl_reply *r)
+/* One datagram into buf, from the kernel only (a user-space sender could
+ * forge replies or events). flags: 0, or MSG_DONTWAIT. Its length; 0 if none
+ * waits (MSG_DONTWAIT); -EMSGSIZE if it did not fit; -errno. */
+ssize_t nl_receive(struct nl *nl, char *buf, size_t cap, int flags)
 {
 	struct sockaddr_nl addr;
-	struct iovec iov = { .iov_base = r->buf, .iov_len = r->cap };
+	struct iovec iov = { .iov_base = buf, .iov_len = cap };
 	/* by name: musl's msghdr has padding members between these */
 	struct msghdr msg = { .msg_name = &addr, .msg_namelen = sizeof(addr), .msg_iov = &iov, .msg_iovlen = 1 };
 	ssize_t n;
 
-	if (r->nl->sock == NULL)
+	if (nl->sock == NULL)
 		return -EBADF;
 	for (;;) {
 		msg.msg_namelen = sizeof(addr);
-		n = recvmsg(mnl_socket_get_fd(r->nl->sock), &msg, 0);
+		n = recvmsg(mnl_socket_get_fd(nl->sock), &msg, flags);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
 		}
 		if (msg.msg_flags & MSG_TRUNC)
 			return -EMSGSIZE;
-		if (addr.nl_pid != 0)
-			continue;
-		r->len = (size_t)n;
-		r->off = 0;
-		return 0;
+		if (addr.nl_pid == 0)
+			return n;
 	}
+}
+
+/* The next datagram of a reply: 0, or -errno. */
+static int receive(struct nl_reply *r)
+{
+	ssize_t n = nl_receive(r->nl, r->buf, r->cap, 0);
+
+	if (n < 0)
+		return (int)n;
+	r->len = (size_t)n;
+	r->off = 0;
+	return 0;
 }
 
 /* 1 and *msg: the next data message; 0: the reply is complete; -errno: the

@@ -14,23 +14,6 @@
 
 enum build_mode { FOR_LOOKUP, FOR_CREATE };
 
-/* Fields that describe a flow but that no request can set. */
-static int settable(enum field_kind kind, const char *name)
-{
-	static const char *const read_only[] = {
-		"use", "id", "orig_packets", "orig_bytes", "reply_packets", "reply_bytes",
-		"start", "stop", "secctx", NULL
-	};
-	int i;
-
-	if (kind == K_NAT)
-		return 0;
-	for (i = 0; read_only[i]; i++)
-		if (strcmp(read_only[i], name) == 0)
-			return 0;
-	return 1;
-}
-
 static int family_of(const struct nf_conntrack *ct, int attr4, int attr6)
 {
 	if (nfct_attr_is_set(ct, attr4)) return AF_INET;
@@ -60,7 +43,8 @@ static int settle_family(lua_State *L, struct nf_conntrack *ct, int given)
 	return family;
 }
 
-static void require(lua_State *L, const struct nf_conntrack *ct, int attr, const char *op, const char *key)
+/* A field op cannot go without: raised naming it. */
+static void need_field(lua_State *L, const struct nf_conntrack *ct, int attr, const char *op, const char *key)
 {
 	if (!nfct_attr_is_set(ct, attr))
 		luaL_error(L, "bad argument '%s': %s needs it", key, op);
@@ -125,23 +109,20 @@ static void build_flow(lua_State *L, int idx, struct nf_conntrack *ct, enum buil
 	state_idx = lua_isnil(L, -1) ? 0 : lua_gettop(L);
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
-		int id = fields_check_key(L, -2);
+		int id = lct_field_check_key(L, -2);
 		const struct field *f = &lct_fields[id];
 		const char *key = lua_tostring(L, -2);
 
-		if (!settable(f->kind, f->name) || (mode == FOR_LOOKUP &&
-		    (f->kind == K_STATE || f->kind == K_STATUS || f->kind == K_LABELS ||
-		     strcmp(f->name, "timeout") == 0 || strcmp(f->name, "mark") == 0 ||
-		     f->kind == K_STRING || strcmp(f->name, "secmark") == 0)))
+		if (!(f->caps & (mode == FOR_CREATE ? CAP_CREATE : CAP_LOOKUP)))
 			luaL_error(L, "bad argument '%s': %s does not take it", key, op);
 		if (f->kind == K_FAMILY)
 			family = lct_check_family(L, -1, key);
 		else if (f->kind != K_STATE)
-			fields_set(L, -1, key, ct, id);
+			lct_field_set(L, -1, key, ct, id);
 		lua_pop(L, 1);
 	}
 
-	require(L, ct, ATTR_L4PROTO, op, "proto");
+	need_field(L, ct, ATTR_L4PROTO, op, "proto");
 	proto = nfct_get_attr_u8(ct, ATTR_L4PROTO);
 	family = settle_family(L, ct, family);
 	if (!family_of(ct, ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV6_SRC))
@@ -150,23 +131,22 @@ static void build_flow(lua_State *L, int idx, struct nf_conntrack *ct, enum buil
 		luaL_error(L, "bad argument 'orig_dst': %s needs it", op);
 	nfct_set_attr_u8(ct, ATTR_L3PROTO, (uint8_t)family);
 
-	if (lct_proto_has_ports(proto)) {
-		require(L, ct, ATTR_ORIG_PORT_SRC, op, "orig_sport");
-		require(L, ct, ATTR_ORIG_PORT_DST, op, "orig_dport");
+	if (msg_proto_has_ports(proto)) {
+		need_field(L, ct, ATTR_ORIG_PORT_SRC, op, "orig_sport");
+		need_field(L, ct, ATTR_ORIG_PORT_DST, op, "orig_dport");
 	}
-	if (lct_is_icmp(proto)) {
-		require(L, ct, ATTR_ICMP_TYPE, op, "icmp_type");
-		require(L, ct, ATTR_ICMP_CODE, op, "icmp_code");
-		require(L, ct, ATTR_ICMP_ID, op, "icmp_id");
+	if (msg_proto_is_icmp(proto)) {
+		need_field(L, ct, ATTR_ICMP_TYPE, op, "icmp_type");
+		need_field(L, ct, ATTR_ICMP_CODE, op, "icmp_code");
+		need_field(L, ct, ATTR_ICMP_ID, op, "icmp_id");
 		/* the library derives the reply's ICMP type when the type is set,
 		 * from the family: set it again now that the family is known */
 		nfct_set_attr_u8(ct, ATTR_ICMP_TYPE, nfct_get_attr_u8(ct, ATTR_ICMP_TYPE));
 	}
 	if (state_idx) {
 		const char *name = lua_tostring(L, state_idx);
-		int attr = proto == IPPROTO_TCP ? ATTR_TCP_STATE : proto == IPPROTO_SCTP ? ATTR_SCTP_STATE
-		         : proto == IPPROTO_DCCP ? ATTR_DCCP_STATE : -1;
-		int n = name ? lct_state_number(proto, name) : -1;
+		int attr = lct_state_attr(proto);
+		int n = name ? msg_state_number(proto, name) : -1;
 		if (attr < 0)
 			luaL_error(L, "bad argument 'state': protocol %d has no states", proto);
 		if (n < 0)
@@ -174,7 +154,7 @@ static void build_flow(lua_State *L, int idx, struct nf_conntrack *ct, enum buil
 		nfct_set_attr_u8(ct, attr, (uint8_t)n);
 	}
 	if (mode == FOR_CREATE) {
-		require(L, ct, ATTR_TIMEOUT, op, "timeout");
+		need_field(L, ct, ATTR_TIMEOUT, op, "timeout");
 		if ((proto == IPPROTO_TCP || proto == IPPROTO_SCTP) && !state_idx)
 			luaL_error(L, "bad argument 'state': create needs it for %s", proto == IPPROTO_TCP ? "tcp" : "sctp");
 		if (proto == IPPROTO_SCTP) {
@@ -198,7 +178,7 @@ static int parse_flow_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (NFNL_MSG_TYPE(nlh->nlmsg_type) != IPCTNL_MSG_CT_NEW)
 		return MNL_CB_OK;
-	if (lct_parse_message(nlh, ct) < 0) {
+	if (msg_parse(nlh, ct) < 0) {
 		errno = EBADMSG;
 		return MNL_CB_ERROR;
 	}
@@ -215,14 +195,6 @@ static struct nf_conntrack *push_empty_flow(lua_State *L)
 	return slot->ct;
 }
 
-/* nlh is built in lct_handle_buf(h); the socket is taken now, after any
- * Lua code the operation ran (see lct.h). */
-static int talk(lua_State *L, struct handle *h, struct nlmsghdr *nlh,
-                int (*cb)(const struct nlmsghdr *, void *), void *data)
-{
-	return nl_request(lct_handle_nl(L, h), nlh, lct_handle_buf(h), LCT_RECV_SIZE, cb, data);
-}
-
 /* ct:get{ proto =, orig_src =, ... } -> flow | nil, message, errno */
 static int op_get(lua_State *L)
 {
@@ -236,7 +208,7 @@ static int op_get(lua_State *L)
 	found = push_empty_flow(L);
 	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_GET, NLM_F_ACK, nfct_get_attr_u8(key, ATTR_L3PROTO));
 	nfct_nlmsg_build(nlh, key);
-	if ((rc = talk(L, h, nlh, parse_flow_cb, found)) < 0)
+	if ((rc = lct_handle_request(L, h, nlh, parse_flow_cb, found)) < 0)
 		return lct_fail(L, "get", -rc);
 	return 1;
 }
@@ -252,7 +224,7 @@ static int create_many(lua_State *L, struct handle *h)
 	int pass, rc = 0;
 
 	nl_batch_init(batch);
-	nl_set_rcvbuf(lct_handle_nl(L, h), 4 << 20);
+	lct_handle_expect_batches(L, h);
 	for (pass = 0; pass < 2 && rc == 0 && acks.error == 0; pass++)
 		for (i = 1; i <= n && rc == 0 && acks.error == 0; i++) {
 			struct nf_conntrack *ct = push_empty_flow(L);
@@ -268,18 +240,14 @@ static int create_many(lua_State *L, struct handle *h)
 				nfct_nlmsg_build(nlh, ct);
 				nl_batch_commit(batch, nlh);
 				if (nl_batch_full(batch) || i == n)
-					rc = nl_batch_send(lct_handle_nl(L, h), batch, lct_handle_buf(h), LCT_RECV_SIZE, &acks);
+					rc = lct_handle_batch(L, h, batch, &acks);
 			}
 			lua_pop(L, 2);
 		}
 	if (rc == 0 && acks.error)
 		rc = -acks.error;
-	if (rc < 0) {
-		lct_fail(L, "create", -rc);
-		lua_pushfstring(L, "%s (after %d flows)", lua_tostring(L, -2), (int)acks.ok);
-		lua_replace(L, -3);
-		return 3;
-	}
+	if (rc < 0)
+		return lct_fail_after(L, "create", -rc, acks.ok);
 	lct_push_uint(L, acks.ok);
 	return 1;
 }
@@ -301,7 +269,7 @@ static int op_create(lua_State *L)
 	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK,
 	                   nfct_get_attr_u8(ct, ATTR_L3PROTO));
 	nfct_nlmsg_build(nlh, ct);
-	if ((rc = talk(L, h, nlh, NULL, NULL)) < 0)
+	if ((rc = lct_handle_request(L, h, nlh, NULL, NULL)) < 0)
 		return lct_fail(L, "create", -rc);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -350,7 +318,7 @@ static int op_update(lua_State *L)
 	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_NEW, NLM_F_ACK, nfct_get_attr_u8(ct, ATTR_L3PROTO));
 	nfct_nlmsg_build(nlh, ct);
 	lct_changes_put(&changes, flow, nlh);
-	if ((rc = talk(L, h, nlh, NULL, NULL)) < 0)
+	if ((rc = lct_handle_request(L, h, nlh, NULL, NULL)) < 0)
 		return lct_fail(L, "update", -rc);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -373,11 +341,13 @@ static int op_delete(lua_State *L)
 	/* the library does not send the id; the kernel deletes no other entry when it has one */
 	if (nfct_attr_is_set(ct, ATTR_ID))
 		mnl_attr_put_u32(nlh, CTA_ID, htonl(nfct_get_attr_u32(ct, ATTR_ID)));
-	if ((rc = talk(L, h, nlh, NULL, NULL)) < 0)
+	if ((rc = lct_handle_request(L, h, nlh, NULL, NULL)) < 0)
 		return lct_fail(L, "delete", -rc);
 	lua_pushboolean(L, 1);
 	return 1;
 }
+
+static const char *const flush_options[] = { "family", NULL };
 
 /* ct:flush([{ family = }]): with nfgenmsg version 1 the kernel honours the family */
 static int op_flush(lua_State *L)
@@ -391,13 +361,13 @@ static int op_flush(lua_State *L)
 		lua_pushnil(L);
 		while (lua_next(L, 2)) {
 			if (!lct_key_is(L, -2, "family"))
-				luaL_error(L, "bad argument '%s': flush takes only 'family'", lct_key_name(L, -2));
+				lct_unknown_option(L, -2, "flush", flush_options);
 			family = lct_check_family(L, -1, "family");
 			lua_pop(L, 1);
 		}
 	}
 	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_DELETE, NLM_F_ACK, (uint8_t)family);
-	if ((rc = talk(L, h, nlh, NULL, NULL)) < 0)
+	if ((rc = lct_handle_request(L, h, nlh, NULL, NULL)) < 0)
 		return lct_fail(L, "flush", -rc);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -418,26 +388,6 @@ struct cpu_stats {
 	int ncpus;
 	struct { uint16_t cpu; uint32_t v[CTA_STATS_MAX + 1]; uint32_t present; } cpu[MAX_CPUS];
 };
-
-struct global_stats { uint32_t entries, max; int has_max; };
-
-static int global_stats_cb(const struct nlmsghdr *nlh, void *data)
-{
-	struct global_stats *g = data;
-	const struct nlattr *attr;
-
-	mnl_attr_for_each(attr, nlh, sizeof(struct nfgenmsg)) {
-		if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
-			continue;
-		if (mnl_attr_get_type(attr) == CTA_STATS_GLOBAL_ENTRIES)
-			g->entries = ntohl(mnl_attr_get_u32(attr));
-		else if (mnl_attr_get_type(attr) == CTA_STATS_GLOBAL_MAX_ENTRIES) {
-			g->max = ntohl(mnl_attr_get_u32(attr));
-			g->has_max = 1;
-		}
-	}
-	return MNL_CB_OK;
-}
 
 static int cpu_stats_cb(const struct nlmsghdr *nlh, void *data)
 {
@@ -460,22 +410,14 @@ static int cpu_stats_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-static int global_stats(lua_State *L, struct handle *h, struct global_stats *g)
-{
-	struct nlmsghdr *nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_GET_STATS, NLM_F_ACK, AF_UNSPEC);
-
-	memset(g, 0, sizeof(*g));
-	return talk(L, h, nlh, global_stats_cb, g);
-}
-
 /* ct:count() -> entries in the table */
 static int op_count(lua_State *L)
 {
 	struct handle *h = lct_check_handle(L, 1);
-	struct global_stats g;
+	struct table_stats g;
 	int rc;
 
-	if ((rc = global_stats(L, h, &g)) < 0)
+	if ((rc = lct_table_stats(L, h, &g)) < 0)
 		return lct_fail(L, "count", -rc);
 	lct_push_uint(L, g.entries);
 	return 1;
@@ -486,13 +428,13 @@ static int op_stats(lua_State *L)
 {
 	struct handle *h = lct_check_handle(L, 1);
 	struct cpu_stats *s = lua_newuserdatauv(L, sizeof(*s), 0);   /* scratch */
-	struct global_stats g;
+	struct table_stats g;
 	struct nlmsghdr *nlh;
 	int rc, i, t;
 
 	s->ncpus = 0;
 	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_GET_STATS_CPU, NLM_F_DUMP, AF_UNSPEC);
-	if ((rc = talk(L, h, nlh, cpu_stats_cb, s)) < 0 || (rc = global_stats(L, h, &g)) < 0)
+	if ((rc = lct_handle_request(L, h, nlh, cpu_stats_cb, s)) < 0 || (rc = lct_table_stats(L, h, &g)) < 0)
 		return lct_fail(L, "stats", -rc);
 	lua_createtable(L, s->ncpus, 2);
 	lct_push_uint(L, g.entries);

@@ -16,18 +16,18 @@ static uint16_t raw16(const struct nlattr *attr)
 {
 	uint16_t v;
 
-	memcpy(&v, LCT_PAYLOAD(attr), 2);
+	memcpy(&v, MSG_PAYLOAD(attr), 2);
 	return v;
 }
 
 static uint8_t u8(const struct nlattr *attr)
 {
-	return LCT_PAYLOAD(attr)[0];
+	return MSG_PAYLOAD(attr)[0];
 }
 
 static void nested(const struct nlattr *nest, const struct nlattr **tb, int max)
 {
-	lct_attrs_of(LCT_PAYLOAD(nest), LCT_PAYLOAD_LEN(nest), tb, max);
+	msg_attrs_of(MSG_PAYLOAD(nest), MSG_PAYLOAD_LEN(nest), tb, max);
 }
 
 /* The attributes of one direction, as the library names them. */
@@ -105,23 +105,23 @@ static void set_tuple(struct nf_conntrack *ct, const struct tuple_attrs *t, uint
 
 	nfct_set_attr_u8(ct, d->l3proto, family);
 	if (t->tb[CTA_TUPLE_IP]) {
-		if (ip[CTA_IP_V4_SRC]) nfct_set_attr(ct, d->ip_src, LCT_PAYLOAD(ip[CTA_IP_V4_SRC]));
-		if (ip[CTA_IP_V4_DST]) nfct_set_attr(ct, d->ip_dst, LCT_PAYLOAD(ip[CTA_IP_V4_DST]));
-		if (ip[CTA_IP_V6_SRC]) nfct_set_attr(ct, d->ip6_src, LCT_PAYLOAD(ip[CTA_IP_V6_SRC]));
-		if (ip[CTA_IP_V6_DST]) nfct_set_attr(ct, d->ip6_dst, LCT_PAYLOAD(ip[CTA_IP_V6_DST]));
+		if (ip[CTA_IP_V4_SRC]) nfct_set_attr(ct, d->ip_src, MSG_PAYLOAD(ip[CTA_IP_V4_SRC]));
+		if (ip[CTA_IP_V4_DST]) nfct_set_attr(ct, d->ip_dst, MSG_PAYLOAD(ip[CTA_IP_V4_DST]));
+		if (ip[CTA_IP_V6_SRC]) nfct_set_attr(ct, d->ip6_src, MSG_PAYLOAD(ip[CTA_IP_V6_SRC]));
+		if (ip[CTA_IP_V6_DST]) nfct_set_attr(ct, d->ip6_dst, MSG_PAYLOAD(ip[CTA_IP_V6_DST]));
 	}
 	if (t->tb[CTA_TUPLE_PROTO]) {
 		if (pr[CTA_PROTO_NUM])
 			nfct_set_attr_u8(ct, d->l4proto, u8(pr[CTA_PROTO_NUM]));
 		/* the library's order of writes into the unions */
-		if (pr[CTA_PROTO_SRC_PORT])    memcpy(l4src, LCT_PAYLOAD(pr[CTA_PROTO_SRC_PORT]), 2), src = 1;
-		if (pr[CTA_PROTO_DST_PORT])    memcpy(l4dst, LCT_PAYLOAD(pr[CTA_PROTO_DST_PORT]), 2), dst = 1;
+		if (pr[CTA_PROTO_SRC_PORT])    memcpy(l4src, MSG_PAYLOAD(pr[CTA_PROTO_SRC_PORT]), 2), src = 1;
+		if (pr[CTA_PROTO_DST_PORT])    memcpy(l4dst, MSG_PAYLOAD(pr[CTA_PROTO_DST_PORT]), 2), dst = 1;
 		if (pr[CTA_PROTO_ICMP_TYPE])   l4dst[0] = u8(pr[CTA_PROTO_ICMP_TYPE]), dst |= 2;
 		if (pr[CTA_PROTO_ICMP_CODE])   l4dst[1] = u8(pr[CTA_PROTO_ICMP_CODE]), dst |= 2;
-		if (pr[CTA_PROTO_ICMP_ID])     memcpy(l4src, LCT_PAYLOAD(pr[CTA_PROTO_ICMP_ID]), 2), src |= 2;
+		if (pr[CTA_PROTO_ICMP_ID])     memcpy(l4src, MSG_PAYLOAD(pr[CTA_PROTO_ICMP_ID]), 2), src |= 2;
 		if (pr[CTA_PROTO_ICMPV6_TYPE]) l4dst[0] = u8(pr[CTA_PROTO_ICMPV6_TYPE]), dst |= 2;
 		if (pr[CTA_PROTO_ICMPV6_CODE]) l4dst[1] = u8(pr[CTA_PROTO_ICMPV6_CODE]), dst |= 2;
-		if (pr[CTA_PROTO_ICMPV6_ID])   memcpy(l4src, LCT_PAYLOAD(pr[CTA_PROTO_ICMPV6_ID]), 2), src |= 2;
+		if (pr[CTA_PROTO_ICMPV6_ID])   memcpy(l4src, MSG_PAYLOAD(pr[CTA_PROTO_ICMPV6_ID]), 2), src |= 2;
 	}
 	set_l4(ct, d, l4src, l4dst, src, dst);
 	if (t->tb[CTA_TUPLE_ZONE])
@@ -150,7 +150,7 @@ static void set_seqadj(struct nf_conntrack *ct, const struct nlattr *nest, int f
 	nested(nest, tb, CTA_SEQADJ_MAX);
 	for (i = 0; i < 3; i++)
 		if (tb[CTA_SEQADJ_CORRECTION_POS + i])
-			nfct_set_attr_u32(ct, first + i, lct_be32(tb[CTA_SEQADJ_CORRECTION_POS + i]));
+			nfct_set_attr_u32(ct, first + i, msg_be32(tb[CTA_SEQADJ_CORRECTION_POS + i]));
 }
 
 /* TCP, SCTP and DCCP share one union in the library: the order of the
@@ -170,12 +170,12 @@ static void set_protoinfo(struct nf_conntrack *ct, const struct nlattr *nest)
 			nfct_set_attr_u8(ct, ATTR_TCP_WSCALE_REPL, u8(tb[CTA_PROTOINFO_TCP_WSCALE_REPLY]));
 		/* struct nf_ct_tcp_flags: the flags, then the mask */
 		if (tb[CTA_PROTOINFO_TCP_FLAGS_ORIGINAL]) {
-			nfct_set_attr_u8(ct, ATTR_TCP_FLAGS_ORIG, LCT_PAYLOAD(tb[CTA_PROTOINFO_TCP_FLAGS_ORIGINAL])[0]);
-			nfct_set_attr_u8(ct, ATTR_TCP_MASK_ORIG, LCT_PAYLOAD(tb[CTA_PROTOINFO_TCP_FLAGS_ORIGINAL])[1]);
+			nfct_set_attr_u8(ct, ATTR_TCP_FLAGS_ORIG, MSG_PAYLOAD(tb[CTA_PROTOINFO_TCP_FLAGS_ORIGINAL])[0]);
+			nfct_set_attr_u8(ct, ATTR_TCP_MASK_ORIG, MSG_PAYLOAD(tb[CTA_PROTOINFO_TCP_FLAGS_ORIGINAL])[1]);
 		}
 		if (tb[CTA_PROTOINFO_TCP_FLAGS_REPLY]) {
-			nfct_set_attr_u8(ct, ATTR_TCP_FLAGS_REPL, LCT_PAYLOAD(tb[CTA_PROTOINFO_TCP_FLAGS_REPLY])[0]);
-			nfct_set_attr_u8(ct, ATTR_TCP_MASK_REPL, LCT_PAYLOAD(tb[CTA_PROTOINFO_TCP_FLAGS_REPLY])[1]);
+			nfct_set_attr_u8(ct, ATTR_TCP_FLAGS_REPL, MSG_PAYLOAD(tb[CTA_PROTOINFO_TCP_FLAGS_REPLY])[0]);
+			nfct_set_attr_u8(ct, ATTR_TCP_MASK_REPL, MSG_PAYLOAD(tb[CTA_PROTOINFO_TCP_FLAGS_REPLY])[1]);
 		}
 	}
 	if (pi[CTA_PROTOINFO_SCTP]) {
@@ -183,9 +183,9 @@ static void set_protoinfo(struct nf_conntrack *ct, const struct nlattr *nest)
 		if (tb[CTA_PROTOINFO_SCTP_STATE])
 			nfct_set_attr_u8(ct, ATTR_SCTP_STATE, u8(tb[CTA_PROTOINFO_SCTP_STATE]));
 		if (tb[CTA_PROTOINFO_SCTP_VTAG_ORIGINAL])
-			nfct_set_attr_u32(ct, ATTR_SCTP_VTAG_ORIG, lct_be32(tb[CTA_PROTOINFO_SCTP_VTAG_ORIGINAL]));
+			nfct_set_attr_u32(ct, ATTR_SCTP_VTAG_ORIG, msg_be32(tb[CTA_PROTOINFO_SCTP_VTAG_ORIGINAL]));
 		if (tb[CTA_PROTOINFO_SCTP_VTAG_REPLY])
-			nfct_set_attr_u32(ct, ATTR_SCTP_VTAG_REPL, lct_be32(tb[CTA_PROTOINFO_SCTP_VTAG_REPLY]));
+			nfct_set_attr_u32(ct, ATTR_SCTP_VTAG_REPL, msg_be32(tb[CTA_PROTOINFO_SCTP_VTAG_REPLY]));
 	}
 	if (pi[CTA_PROTOINFO_DCCP]) {
 		nested(pi[CTA_PROTOINFO_DCCP], tb, CTA_PROTOINFO_TCP_MAX);
@@ -194,7 +194,7 @@ static void set_protoinfo(struct nf_conntrack *ct, const struct nlattr *nest)
 		if (tb[CTA_PROTOINFO_DCCP_ROLE])
 			nfct_set_attr_u8(ct, ATTR_DCCP_ROLE, u8(tb[CTA_PROTOINFO_DCCP_ROLE]));
 		if (tb[CTA_PROTOINFO_DCCP_HANDSHAKE_SEQ])
-			nfct_set_attr_u64(ct, ATTR_DCCP_HANDSHAKE_SEQ, lct_be64(tb[CTA_PROTOINFO_DCCP_HANDSHAKE_SEQ]));
+			nfct_set_attr_u64(ct, ATTR_DCCP_HANDSHAKE_SEQ, msg_be64(tb[CTA_PROTOINFO_DCCP_HANDSHAKE_SEQ]));
 	}
 }
 
@@ -226,7 +226,7 @@ static int parse_unsettable(struct nf_conntrack *ct, const struct nlattr **tb, u
 /* nlh: validated (validate.c), of family AF_INET or AF_INET6; ct: zeroed.
  * 0 when parsed, 1 when the message is one for the library (ct must then be
  * zeroed again). */
-int lct_parse_fast(const struct nlmsghdr *nlh, struct nf_conntrack *ct)
+int msg_parse_fast(const struct nlmsghdr *nlh, struct nf_conntrack *ct)
 {
 	const struct nlattr *tb[CTA_SYNPROXY + 1], *icmp[3], *reply_icmp[3];
 	struct tuple_attrs orig, reply;
@@ -235,7 +235,7 @@ int lct_parse_fast(const struct nlmsghdr *nlh, struct nf_conntrack *ct)
 	static const uint8_t zero[2] = { 0, 0 };
 	int i, always;
 
-	lct_attrs_of((const char *)nlh + head, (int)(nlh->nlmsg_len - head), tb, CTA_SYNPROXY);
+	msg_attrs_of((const char *)nlh + head, (int)(nlh->nlmsg_len - head), tb, CTA_SYNPROXY);
 	if (tb[CTA_TUPLE_MASTER] || tb[CTA_HELP] || tb[CTA_SECCTX] || tb[CTA_LABELS])
 		return 1;
 	/* a reply with ICMP fields the original lacks: the library's flags would
@@ -264,28 +264,57 @@ int lct_parse_fast(const struct nlmsghdr *nlh, struct nf_conntrack *ct)
 	if (tb[CTA_SEQ_ADJ_REPLY])
 		set_seqadj(ct, tb[CTA_SEQ_ADJ_REPLY], ATTR_REPL_NAT_SEQ_CORRECTION_POS);
 	if (tb[CTA_STATUS])
-		nfct_set_attr_u32(ct, ATTR_STATUS, lct_be32(tb[CTA_STATUS]));
+		nfct_set_attr_u32(ct, ATTR_STATUS, msg_be32(tb[CTA_STATUS]));
 	if (tb[CTA_PROTOINFO])
 		set_protoinfo(ct, tb[CTA_PROTOINFO]);
 	if (tb[CTA_TIMEOUT])
-		nfct_set_attr_u32(ct, ATTR_TIMEOUT, lct_be32(tb[CTA_TIMEOUT]));
+		nfct_set_attr_u32(ct, ATTR_TIMEOUT, msg_be32(tb[CTA_TIMEOUT]));
 	if (tb[CTA_MARK])
-		nfct_set_attr_u32(ct, ATTR_MARK, lct_be32(tb[CTA_MARK]));
+		nfct_set_attr_u32(ct, ATTR_MARK, msg_be32(tb[CTA_MARK]));
 	if (tb[CTA_SECMARK])
-		nfct_set_attr_u32(ct, ATTR_SECMARK, lct_be32(tb[CTA_SECMARK]));
+		nfct_set_attr_u32(ct, ATTR_SECMARK, msg_be32(tb[CTA_SECMARK]));
 	if (tb[CTA_ID])
-		nfct_set_attr_u32(ct, ATTR_ID, lct_be32(tb[CTA_ID]));
+		nfct_set_attr_u32(ct, ATTR_ID, msg_be32(tb[CTA_ID]));
 	if (tb[CTA_ZONE])
 		nfct_set_attr_u16(ct, ATTR_ZONE, ntohs(raw16(tb[CTA_ZONE])));
 	if (tb[CTA_SYNPROXY]) {
 		const struct nlattr *sp[CTA_SYNPROXY_MAX + 1];
 		nested(tb[CTA_SYNPROXY], sp, CTA_SYNPROXY_MAX);
 		if (sp[CTA_SYNPROXY_ISN])
-			nfct_set_attr_u32(ct, ATTR_SYNPROXY_ISN, lct_be32(sp[CTA_SYNPROXY_ISN]));
+			nfct_set_attr_u32(ct, ATTR_SYNPROXY_ISN, msg_be32(sp[CTA_SYNPROXY_ISN]));
 		if (sp[CTA_SYNPROXY_ITS])
-			nfct_set_attr_u32(ct, ATTR_SYNPROXY_ITS, lct_be32(sp[CTA_SYNPROXY_ITS]));
+			nfct_set_attr_u32(ct, ATTR_SYNPROXY_ITS, msg_be32(sp[CTA_SYNPROXY_ITS]));
 		if (sp[CTA_SYNPROXY_TSOFF])
-			nfct_set_attr_u32(ct, ATTR_SYNPROXY_TSOFF, lct_be32(sp[CTA_SYNPROXY_TSOFF]));
+			nfct_set_attr_u32(ct, ATTR_SYNPROXY_TSOFF, msg_be32(sp[CTA_SYNPROXY_TSOFF]));
 	}
 	return parse_unsettable(ct, tb, family);
+}
+
+/* sizeof(struct nf_conntrack), which the library hides: nfct_maxsize() is
+ * deprecated as a way to allocate objects, which is not how it is used here
+ * (flows embed the object, scratch objects are zeroed in place). */
+size_t msg_ct_size(void)
+{
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	return nfct_maxsize();
+#pragma GCC diagnostic pop
+}
+
+/* A message checked (msg_check) into a zeroed ct: by msg_parse_fast, or by
+ * the library for what that leaves to it (ct zeroed again: it set nothing
+ * that owns memory). 0, or -1. */
+int msg_parse(const struct nlmsghdr *nlh, struct nf_conntrack *ct)
+{
+	const struct nfgenmsg *nfh = mnl_nlmsg_get_payload(nlh);
+	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
+
+	if (msg_check(nlh) < 0)
+		return -1;
+	if (msg_parse_fast(nlh, ct) == 0)
+		return 0;
+	memset(ct, 0, msg_ct_size());
+	/* not nfct_nlmsg_parse: it takes the whole message length for the
+	 * payload's and so reads past the end of the message */
+	return nfct_payload_parse((const char *)nlh + head, nlh->nlmsg_len - head, nfh->nfgen_family, ct) < 0 ? -1 : 0;
 }

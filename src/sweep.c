@@ -13,13 +13,13 @@
 
 #include "lct.h"
 
-#define LCT_ACK_BUFFER (4 << 20)
-
+/* The scratch of one sweep, a userdata so that an error leaks nothing. */
 struct sweep {
 	struct nl dump;              /* streams the candidates */
 	struct nl_reply reply;
 	struct nf_conntrack *scratch;
 	struct nl_batch batch;
+	struct nl_acks acks;
 	char buf[LCT_RECV_SIZE];
 };
 
@@ -41,6 +41,18 @@ static int sweep_close(lua_State *L)
 	return 0;
 }
 
+static struct sweep *new_sweep(lua_State *L)
+{
+	struct sweep *s = lua_newuserdatauv(L, sizeof(*s), 0);
+
+	s->dump.sock = NULL;
+	s->scratch = NULL;
+	nl_batch_init(&s->batch);
+	memset(&s->acks, 0, sizeof(s->acks));
+	luaL_setmetatable(L, LCT_SWEEP);
+	return s;
+}
+
 /* The identity of the flow a dump message describes (original tuple, zone,
  * id), copied verbatim: the kernel deletes or updates that entry and no other.
  * 0 if the message has no original tuple: a delete without one would be a
@@ -60,41 +72,91 @@ static int put_identity(struct nlmsghdr *nlh, const struct nlmsghdr *msg)
 }
 
 /* The handle's socket is taken at each batch: the predicate may have closed it. */
-static int flush_batch(lua_State *L, struct handle *h, struct sweep *s, struct nl_acks *acks)
+static int flush_batch(lua_State *L, struct handle *h, struct sweep *s)
 {
 	if (s->batch.count == 0)
 		return 0;
-	return nl_batch_send(lct_handle_nl(L, h), &s->batch, lct_handle_buf(h), LCT_RECV_SIZE, acks);
+	return lct_handle_batch(L, h, &s->batch, &s->acks);
 }
 
 /* Stack: ... error. Sends what was already decided (unless the predicate
  * closed the handle), then raises the predicate's error with how far the
  * operation got. The error's text is asked for last: its __tostring is Lua
  * code too. */
-static int predicate_failed(lua_State *L, struct handle *h, struct sweep *s,
-                            struct nl_acks *acks, const struct sweep_args *a)
+static int predicate_failed(lua_State *L, int handle, struct sweep *s, const struct sweep_args *a)
 {
-	const char *what = a->update ? "update" : "delete";
-	struct nl *nl = lct_handle_nl_if_open(h);
+	char n[LCT_UINT_TEXT];
 	const char *msg;
 
-	if (nl != NULL)
-		nl_batch_send(nl, &s->batch, lct_handle_buf(h), LCT_RECV_SIZE, acks);
+	if (lct_handle_is_open(L, handle) && s->batch.count > 0)
+		lct_handle_batch(L, lua_touserdata(L, handle), &s->batch, &s->acks);
 	nl_close(&s->dump);
+	lct_uint_text(n, s->acks.ok);
 	msg = luaL_tolstring(L, -1, NULL);
-	return luaL_error(L, "%s: the predicate failed after %d flows were %s: %s", what,
-	                  (int)acks->ok, a->update ? "updated" : "deleted", msg);
+	return luaL_error(L, "%s: the predicate failed after %s flows were %s: %s", a->update ? "update" : "delete",
+	                  n, a->update ? "updated" : "deleted", msg);
 }
 
-static struct sweep *new_sweep(lua_State *L)
+/* The select step: is the flow in msg one of the filter's (and, for an
+ * update, one the changes would alter)? 1, 0, or -errno. *ct: the parsed
+ * flow (in s->scratch), or NULL when it was matched on the message. */
+static int selected(struct sweep *s, const struct sweep_args *a, int on_message, const struct nlmsghdr *msg,
+                    const struct nf_conntrack **ct)
 {
-	struct sweep *s = lua_newuserdatauv(L, sizeof(*s), 0);
+	int rc;
 
-	s->dump.sock = NULL;
-	s->scratch = NULL;
-	nl_batch_init(&s->batch);
-	luaL_setmetatable(L, LCT_SWEEP);
-	return s;
+	*ct = NULL;
+	if (on_message) {
+		if (msg_check(msg) < 0)
+			return -EBADMSG;
+		return lct_filter_match_message(&a->filter, msg);
+	}
+	if ((rc = lct_scratch_ready(&s->scratch)) < 0)
+		return rc;
+	if (msg_parse(msg, s->scratch) < 0)
+		return -EBADMSG;
+	if (!lct_filter_match(&a->filter, s->scratch) ||
+	    (a->update && !lct_changes_needed(&a->changes, s->scratch)))
+		return 0;
+	*ct = s->scratch;
+	return 1;
+}
+
+/* The predicate step (stack: ... predicate(where)): the flow in s->scratch
+ * is pushed, asked, and left on the stack if accepted. 1, 0, or raises. */
+static int accepted(lua_State *L, int where, int handle, struct sweep *s, const struct sweep_args *a,
+                    const struct nf_conntrack **ct)
+{
+	*ct = lct_flow_adopt(L, &s->scratch)->ct;
+	lua_pushvalue(L, where);
+	lua_pushvalue(L, -2);
+	if (lua_pcall(L, 1, 1, 0) != LUA_OK)
+		return predicate_failed(L, handle, s, a);
+	if (!lua_toboolean(L, -1)) {
+		lua_pop(L, 2);
+		return 0;
+	}
+	lua_pop(L, 1);
+	return 1;
+}
+
+/* The queue step: the request for the flow in msg joins the batch, which
+ * goes out when full. 0 or -errno. */
+static int queue(lua_State *L, struct handle *h, struct sweep *s, const struct sweep_args *a,
+                 const struct nlmsghdr *msg, const struct nf_conntrack *ct)
+{
+	uint8_t family = ((const struct nfgenmsg *)mnl_nlmsg_get_payload(msg))->nfgen_family;
+	struct nlmsghdr *nlh = nl_ct_header(nl_batch_slot(&s->batch),
+	                                    a->update ? IPCTNL_MSG_CT_NEW : IPCTNL_MSG_CT_DELETE, 0, family);
+
+	if (!put_identity(nlh, msg))
+		return 0;
+	if (a->update)
+		lct_changes_put(&a->changes, ct, nlh);
+	nl_batch_commit(&s->batch, nlh);
+	if (nl_batch_full(&s->batch))
+		return flush_batch(L, h, s);
+	return 0;
 }
 
 /* Stack: handle(1) filter(2) ... ; pushes the result (count, or list for
@@ -102,106 +164,63 @@ static struct sweep *new_sweep(lua_State *L)
 static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
 {
 	const char *what = a->update ? "update" : "delete";
-	struct nl_acks acks = { 0, 0, 0 };
 	const struct nlmsghdr *msg;
-	struct nlmsghdr *nlh;
 	struct sweep *s = new_sweep(L);
-	int rc, list = 0, listed = 0, top, on_message;
+	int rc, list = 0, listed = 0, where = 0, top, on_message;
 
 	if (a->dry_run) {
 		lua_newtable(L);
 		list = lua_gettop(L);
 	}
-	if (a->filter.has_where)
+	if (a->filter.has_where) {
 		lct_filter_push_where(L, 2);
+		where = lua_gettop(L);
+	}
 	top = lua_gettop(L);
-
-	if ((rc = nl_open(&s->dump, lct_handle_netns(L, h), 0)) < 0)
+	if ((rc = lct_request_dump(&s->dump, &s->reply, lct_handle_netns(L, h), s->buf, IPCTNL_MSG_CT_GET,
+	                           &a->filter)) < 0)
 		return lct_fail(L, what, -rc);
-	nl_set_rcvbuf(lct_handle_nl(L, h), LCT_ACK_BUFFER);
-	nlh = nl_ct_header(s->buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, a->filter.family);
-	lct_filter_to_request(&a->filter, nlh);
-	if ((rc = nl_send(&s->dump, nlh)) < 0)
-		return lct_fail(L, what, -rc);
-	nl_reply_init(&s->reply, &s->dump, s->buf, sizeof(s->buf));
+	if (!a->dry_run)
+		lct_handle_expect_batches(L, h);
 
 	/* a delete by addresses needs no parsed flow: the match and the request
 	 * are made from the message */
 	on_message = !a->update && !a->dry_run && !a->filter.has_where && lct_filter_on_message(&a->filter);
 	while ((rc = nl_reply_next(&s->reply, &msg)) > 0) {
-		const struct nf_conntrack *ct = NULL;
+		const struct nf_conntrack *ct;
 
 		if (NFNL_MSG_TYPE(msg->nlmsg_type) != IPCTNL_MSG_CT_NEW)
 			continue;
-		if (on_message) {
-			if (lct_check_message(msg) < 0) {
-				rc = -EBADMSG;
+		if ((rc = selected(s, a, on_message, msg, &ct)) <= 0) {
+			if (rc < 0)
 				break;
-			}
-			if (!lct_filter_match_message(&a->filter, msg))
-				continue;
-		} else {
-			if ((rc = lct_scratch_ready(&s->scratch)) < 0)
-				break;
-			if (lct_parse_message(msg, s->scratch) < 0) {
-				rc = -EBADMSG;
-				break;
-			}
-			if (!lct_filter_match(&a->filter, s->scratch))
-				continue;
-			if (a->update && !lct_changes_needed(&a->changes, s->scratch))
-				continue;
-			ct = s->scratch;
+			continue;
 		}
-		if (a->filter.has_where) {
-			ct = lct_flow_adopt(L, &s->scratch)->ct;
-			lua_pushvalue(L, top);
-			lua_pushvalue(L, -2);
-			if (lua_pcall(L, 1, 1, 0) != LUA_OK)
-				return predicate_failed(L, h, s, &acks, a);
-			if (!lua_toboolean(L, -1)) {
-				lua_settop(L, top);
-				continue;
-			}
-			lua_pop(L, 1);
-		}
+		if (where && !accepted(L, where, 1, s, a, &ct))
+			continue;
 		if (a->dry_run) {
-			if (!a->filter.has_where)
+			if (!where)
 				lct_flow_adopt(L, &s->scratch);
 			lua_rawseti(L, list, ++listed);
 			continue;
 		}
-		nlh = nl_ct_header(nl_batch_slot(&s->batch), a->update ? IPCTNL_MSG_CT_NEW : IPCTNL_MSG_CT_DELETE,
-		                   0, ((const struct nfgenmsg *)mnl_nlmsg_get_payload(msg))->nfgen_family);
-		if (!put_identity(nlh, msg)) {
-			lua_settop(L, top);
-			continue;
-		}
-		if (a->update)
-			lct_changes_put(&a->changes, ct, nlh);
-		nl_batch_commit(&s->batch, nlh);
+		rc = queue(L, h, s, a, msg, ct);
 		lua_settop(L, top);
-		if (nl_batch_full(&s->batch) && (rc = flush_batch(L, h, s, &acks)) < 0)
-			break;
-		if (acks.error)
+		if (rc < 0 || s->acks.error)
 			break;
 	}
 	nl_close(&s->dump);
 	if (rc >= 0)
-		rc = flush_batch(L, h, s, &acks);
-	if (rc == 0 && acks.error)
-		rc = -acks.error;
-	if (rc < 0) {
-		lct_fail(L, what, -rc);
-		lua_pushfstring(L, "%s (after %d flows)", lua_tostring(L, -2), (int)acks.ok);
-		lua_replace(L, -3);
-		return 3;
-	}
+		rc = flush_batch(L, h, s);
+	if (rc == 0 && s->acks.error)
+		rc = -s->acks.error;
+	if (rc < 0)
+		return lct_fail_after(L, what, -rc, s->acks.ok);
 	if (a->dry_run) {
 		lua_pushvalue(L, list);
 		return 1;
 	}
-	lct_push_uint(L, acks.ok);
+	lct_push_uint(L, s->acks.ok);
 	return 1;
 }
 
@@ -215,34 +234,23 @@ static int kernel_selects(const struct sweep_args *a)
 
 	if (a->update || a->dry_run || a->filter.has_where || !a->filter.has_mark)
 		return 0;
-	for (i = 0; i < a->filter.nterms; i++) {
-		const char *name = lct_fields[a->filter.terms[i].field].name;
-		if (strcmp(name, "mark") != 0 && strcmp(name, "family") != 0)
+	for (i = 0; i < a->filter.nterms; i++)
+		if (!(lct_fields[a->filter.terms[i].field].caps & CAP_KERNEL_DELETE))
 			return 0;
-	}
 	return 1;
 }
-
-static int table_size(lua_State *L, struct handle *h, uint32_t *entries);
 
 /* The flows the kernel selects for the filter, counted without parsing them. */
 static int count_selected(lua_State *L, struct handle *h, struct sweep *s, const struct filter *f, uint32_t *n)
 {
 	const struct nlmsghdr *msg;
-	struct nlmsghdr *nlh;
 	int rc;
 
 	*n = 0;
-	if ((rc = nl_open(&s->dump, lct_handle_netns(L, h), 0)) < 0)
-		return rc;
-	nlh = nl_ct_header(s->buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, f->family);
-	lct_filter_to_request(f, nlh);
-	if ((rc = nl_send(&s->dump, nlh)) == 0) {
-		nl_reply_init(&s->reply, &s->dump, s->buf, sizeof(s->buf));
+	if ((rc = lct_request_dump(&s->dump, &s->reply, lct_handle_netns(L, h), s->buf, IPCTNL_MSG_CT_GET, f)) == 0)
 		while ((rc = nl_reply_next(&s->reply, &msg)) > 0)
 			if (NFNL_MSG_TYPE(msg->nlmsg_type) == IPCTNL_MSG_CT_NEW)
 				(*n)++;
-	}
 	nl_close(&s->dump);
 	return rc;
 }
@@ -250,40 +258,23 @@ static int count_selected(lua_State *L, struct handle *h, struct sweep *s, const
 static int kernel_delete(lua_State *L, struct handle *h, const struct sweep_args *a)
 {
 	struct sweep *s = new_sweep(L);
+	struct table_stats before, after;
 	struct nlmsghdr *nlh;
-	uint32_t before, after, matched;
+	uint32_t matched, gone;
 	int rc;
 
-	if ((rc = count_selected(L, h, s, &a->filter, &matched)) < 0 || (rc = table_size(L, h, &before)) < 0)
+	if ((rc = count_selected(L, h, s, &a->filter, &matched)) < 0 || (rc = lct_table_stats(L, h, &before)) < 0)
 		return lct_fail(L, "delete", -rc);
 	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_DELETE, NLM_F_ACK, a->filter.family);
 	lct_filter_to_request(&a->filter, nlh);
-	if ((rc = nl_request(lct_handle_nl(L, h), nlh, lct_handle_buf(h), LCT_RECV_SIZE, NULL, NULL)) < 0)
+	if ((rc = lct_handle_request(L, h, nlh, NULL, NULL)) < 0 || (rc = lct_table_stats(L, h, &after)) < 0)
 		return lct_fail(L, "delete", -rc);
-	if ((rc = table_size(L, h, &after)) < 0)
-		return lct_fail(L, "delete", -rc);
-	lct_push_uint(L, before <= after ? 0 : before - after < matched ? before - after : matched);
+	gone = before.entries <= after.entries ? 0 : before.entries - after.entries;
+	lct_push_uint(L, gone < matched ? gone : matched);
 	return 1;
 }
 
-static int entries_cb(const struct nlmsghdr *nlh, void *data)
-{
-	const struct nlattr *attr;
-
-	mnl_attr_for_each(attr, nlh, sizeof(struct nfgenmsg))
-		if (mnl_attr_get_type(attr) == CTA_STATS_GLOBAL_ENTRIES &&
-		    mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
-			*(uint32_t *)data = ntohl(mnl_attr_get_u32(attr));
-	return MNL_CB_OK;
-}
-
-static int table_size(lua_State *L, struct handle *h, uint32_t *entries)
-{
-	struct nlmsghdr *nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_GET_STATS, NLM_F_ACK, AF_UNSPEC);
-
-	*entries = 0;
-	return nl_request(lct_handle_nl(L, h), nlh, lct_handle_buf(h), LCT_RECV_SIZE, entries_cb, entries);
-}
+static const char *const sweep_options[] = { "dry_run", NULL };
 
 /* Stack: handle(1) filter(2) [changes(3)] [opts]. Everything is checked
  * before anything is sent; an empty filter is refused: flush empties a table. */
@@ -305,7 +296,7 @@ static void parse_args(lua_State *L, int update, struct sweep_args *a)
 		lua_pushnil(L);
 		while (lua_next(L, opts)) {
 			if (!lct_key_is(L, -2, "dry_run"))
-				luaL_error(L, "bad argument '%s': the options are 'dry_run'", lct_key_name(L, -2));
+				lct_unknown_option(L, -2, update ? "update" : "delete", sweep_options);
 			a->dry_run = lua_toboolean(L, -1);
 			lua_pop(L, 1);
 		}

@@ -4,7 +4,7 @@
  * exit() on an attribute of the wrong size ("kernel ABI is broken") and
  * reads strings up to their NUL: a malformed or crafted message must stop
  * here, as an error, instead of ending the process. A checked message is
- * read by type with lct_attrs_of (parse.c, format.c, filter.c). No Lua.
+ * read by type with msg_attrs_of (parse.c, format.c, filter.c). No Lua.
  */
 #include <string.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -110,7 +110,7 @@ static int check_level(const char *at, int left, const struct level *level, int 
 	return 0;
 }
 
-int nl_validate_attrs(const struct nlmsghdr *nlh)
+int msg_validate(const struct nlmsghdr *nlh)
 {
 	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
 
@@ -123,7 +123,7 @@ int nl_validate_attrs(const struct nlmsghdr *nlh)
  * past max skipped: what mnl_attr_parse_nested does with the callbacks of
  * libnetfilter_conntrack. For a level that was validated: every attribute
  * lies within it and those with a rule have their exact sizes. */
-void lct_attrs_of(const void *payload, int len, const struct nlattr **tb, int max)
+void msg_attrs_of(const void *payload, int len, const struct nlattr **tb, int max)
 {
 	const char *at = payload;
 
@@ -139,4 +139,18 @@ void lct_attrs_of(const void *payload, int len, const struct nlattr **tb, int ma
 		len -= (int)MNL_ALIGN(attr->nla_len);
 		at += MNL_ALIGN(attr->nla_len);
 	}
+}
+
+/* Every message from the kernel goes through here: its attributes are
+ * checked before the library or format.c reads them. 0, or -1. */
+int msg_check(const struct nlmsghdr *nlh)
+{
+	const struct nfgenmsg *nfh = mnl_nlmsg_get_payload(nlh);
+	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
+
+	/* conntrack tracks IPv4 and IPv6; the library cannot print another family */
+	if (nlh->nlmsg_len < head || (nfh->nfgen_family != AF_INET && nfh->nfgen_family != AF_INET6) ||
+	    msg_validate(nlh) < 0)
+		return -1;
+	return 0;
 }
