@@ -25,35 +25,62 @@
 #define LCT_IARG(x) ((lua_Number)(x))
 #endif
 
-/* One user value per userdata: 5.3 has a single slot; 5.1 keeps it in the environment table. */
+/* User values 1..n of a userdata: 5.3 has a single slot and 5.1 the
+ * environment table, so before 5.4 they live in a table of their own in
+ * that slot (marked, as 5.1's environment starts as the globals). */
 #if LUA_VERSION_NUM < 504
 #define lua_newuserdatauv(L, size, nuv) lua_newuserdata(L, size)
-#endif
+static const char lct_uservalues_mark = 0;
 #if LUA_VERSION_NUM == 503
-static inline int lct_setuservalue(lua_State *L, int idx)
+#define lct_getslot(L, idx) lua_getuservalue(L, idx)
+#define lct_setslot(L, idx) lua_setuservalue(L, idx)
+#else
+#define lct_getslot(L, idx) lua_getfenv(L, idx)
+#define lct_setslot(L, idx) lua_setfenv(L, idx)
+#endif
+/* pushes the table of user values, or nil */
+static inline void lct_uservalues(lua_State *L, int idx)
 {
-	lua_setuservalue(L, idx);
+	lct_getslot(L, idx);
+	if (lua_type(L, -1) == LUA_TTABLE) {
+		lua_rawgeti(L, -1, 0);
+		if (lua_touserdata(L, -1) == (void *)&lct_uservalues_mark) {
+			lua_pop(L, 1);
+			return;
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	lua_pushnil(L);
+}
+static inline int lct_setuservalue(lua_State *L, int idx, int n)
+{
+	idx = idx < 0 && idx > LUA_REGISTRYINDEX ? lua_gettop(L) + idx + 1 : idx;
+	lct_uservalues(L, idx);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		lua_createtable(L, 2, 1);
+		lua_pushlightuserdata(L, (void *)&lct_uservalues_mark);
+		lua_rawseti(L, -2, 0);
+		lua_pushvalue(L, -1);
+		lct_setslot(L, idx);
+	}
+	lua_insert(L, -2);
+	lua_rawseti(L, -2, n);
+	lua_pop(L, 1);
 	return 1;
 }
-#define lua_setiuservalue(L, idx, n) lct_setuservalue(L, idx)
-#define lua_getiuservalue(L, idx, n) lua_getuservalue(L, idx)
-#elif LUA_VERSION_NUM == 501
-static inline int lct_setuservalue(lua_State *L, int idx)
+static inline int lct_getuservalue(lua_State *L, int idx, int n)
 {
-	lua_createtable(L, 1, 0);   /* takes the value's place: idx stays right */
-	lua_insert(L, -2);
-	lua_rawseti(L, -2, 1);
-	return lua_setfenv(L, idx);
-}
-static inline int lct_getuservalue(lua_State *L, int idx)
-{
-	lua_getfenv(L, idx);
-	lua_rawgeti(L, -1, 1);
+	lct_uservalues(L, idx);
+	if (lua_isnil(L, -1))
+		return LUA_TNIL;
+	lua_rawgeti(L, -1, n);
 	lua_remove(L, -2);
 	return lua_type(L, -1);
 }
-#define lua_setiuservalue(L, idx, n) lct_setuservalue(L, idx)
-#define lua_getiuservalue(L, idx, n) lct_getuservalue(L, idx)
+#define lua_setiuservalue(L, idx, n) lct_setuservalue(L, idx, n)
+#define lua_getiuservalue(L, idx, n) lct_getuservalue(L, idx, n)
 #endif
 
 #if LUA_VERSION_NUM == 501

@@ -42,6 +42,8 @@ int luaopen_conntrack(lua_State *L)
 	lua_newtable(L);                 /* the module */
 	lct_fields_open(L, -1);
 	lct_flow_open(L, -1);
+	lct_prefixes_open(L, -1);
+	lct_bits_open(L, -1);
 	lct_dump_open(L);
 	lct_sweep_open(L);
 	lct_events_open(L);

@@ -25,7 +25,7 @@ enum { DUMP_RUNNING, DUMP_DONE, DUMP_CLOSED };
 struct dump {
 	struct nl nl;
 	struct nl_reply reply;
-	struct filter filter;
+	const struct filter *filter;   /* its userdata: user value 2 */
 	struct nf_conntrack *scratch;  /* the flow being parsed, until a match adopts it */
 	int state;
 	int lines;                     /* yield formatted lines instead of flows */
@@ -122,7 +122,7 @@ static int next_flow(lua_State *L, struct dump *d, const struct nlmsghdr **msg, 
 			return dump_fail(L, d, -ENOMEM);
 		if (msg_parse(*msg, d->scratch) < 0)
 			return dump_fail(L, d, -EBADMSG);
-		if (lct_filter_match(&d->filter, d->scratch))
+		if (lct_filter_match(d->filter, d->scratch))
 			return 1;
 	}
 	return 0;
@@ -202,9 +202,9 @@ static int dump_batch(lua_State *L, struct dump *d, int parse)
 	int n = 0, len;
 
 	luaL_buffinit(L, &b);
-	while ((n == 0 || (nl_reply_buffered(&d->reply) && !d->filter.has_where)) && next_flow(L, d, &msg, parse)) {
+	while ((n == 0 || (nl_reply_buffered(&d->reply) && !d->filter->has_where)) && next_flow(L, d, &msg, parse)) {
 		const struct nf_conntrack *ct = parse ? d->scratch : NULL;
-		int flow = d->filter.has_where;
+		int flow = d->filter->has_where;
 		if (flow) {
 			if (!accepted(L, d))
 				continue;
@@ -243,15 +243,15 @@ static int dump_one(lua_State *L, struct dump *d, int parse)
 	int len;
 
 	while (next_flow(L, d, &msg, parse)) {
-		if (d->filter.has_where && !accepted(L, d))
+		if (d->filter->has_where && !accepted(L, d))
 			continue;
 		if (!d->lines) {
-			if (!d->filter.has_where)
+			if (!d->filter->has_where)
 				lct_flow_adopt_mt(L, &d->scratch, FLOW_MT);
 		} else if ((len = fast_line(d, msg, line)) >= 0) {
 			lua_pushlstring(L, line, (size_t)len);
 		} else {
-			push_library_line(L, d, msg, d->filter.has_where ? top_flow(L) : parse ? d->scratch : NULL);
+			push_library_line(L, d, msg, d->filter->has_where ? top_flow(L) : parse ? d->scratch : NULL);
 		}
 		return 1;
 	}
@@ -274,7 +274,7 @@ static int dump_step(lua_State *L)
 	if (d == NULL || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, DUMP_MT))
 		d = luaL_checkudata(L, 1, LCT_DUMP);
 	lua_settop(L, 1);
-	parse = !d->lines || d->filter.nterms > 0 || d->filter.has_where;
+	parse = !d->lines || !lct_filter_is_empty(d->filter) || d->filter->has_where;
 	if (d->busy)
 		return luaL_error(L, "dump already in use");
 	if (d->state == DUMP_CLOSED && !d->last)
@@ -342,15 +342,17 @@ static uint16_t check_dump_opts(lua_State *L, int idx, int *lines, int *batch, s
 int lct_dump(lua_State *L)
 {
 	struct handle *h = lct_check_handle(L, 1);
-	struct filter filter;
+	const struct filter *filter;
 	struct dump *d;
 	struct format fmt;
 	uint16_t type;
-	int rc, lines, batch;
+	int rc, lines, batch, fidx;
 
-	lct_filter_parse(L, 2, &filter);
+	lua_settop(L, 3);
+	filter = lct_filter_parse(L, 2);
+	fidx = lua_gettop(L);
 	type = check_dump_opts(L, 3, &lines, &batch, &fmt);
-	d = lua_newuserdatauv(L, sizeof(*d), 1);
+	d = lua_newuserdatauv(L, sizeof(*d), 2);
 	d->nl.sock = NULL;
 	d->scratch = NULL;
 	d->state = DUMP_CLOSED;
@@ -364,9 +366,11 @@ int lct_dump(lua_State *L)
 	luaL_setmetatable(L, LCT_DUMP);
 	lct_filter_push_where(L, 2);
 	lua_setiuservalue(L, -2, 1);
+	lua_pushvalue(L, fidx);
+	lua_setiuservalue(L, -2, 2);
 
 	d->state = DUMP_RUNNING;
-	if ((rc = lct_request_dump(&d->nl, &d->reply, lct_handle_netns(L, h), d->buf, type, &filter)) < 0)
+	if ((rc = lct_request_dump(&d->nl, &d->reply, lct_handle_netns(L, h), d->buf, type, filter)) < 0)
 		return dump_fail(L, d, rc);
 
 	luaL_getmetatable(L, LCT_DUMP);

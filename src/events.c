@@ -43,7 +43,7 @@ struct events {
 	int sync;                   /* SYNC_* */
 	lua_Integer overflows;
 	int error;                  /* the errno of the failure raised last, for sub:error() */
-	struct filter filter;
+	const struct filter *filter;   /* its userdata: user value 2 */
 	struct nf_conntrack *scratch;
 	struct nl sync_nl;          /* the resync dump */
 	struct nl_reply sync_reply;
@@ -119,13 +119,13 @@ static int push_if_match(lua_State *L, int ev_idx, struct events *ev, const stru
 		return EV_CLOSED;
 	if (lct_scratch_ready(&ev->scratch) < 0)
 		return luaL_error(L, "not enough memory");
-	if (msg_parse(msg, ev->scratch) < 0 || !lct_filter_match(&ev->filter, ev->scratch))
+	if (msg_parse(msg, ev->scratch) < 0 || !lct_filter_match(ev->filter, ev->scratch))
 		return 0;
 	if ((fl = lct_flow_adopt(L, &ev->scratch)) == NULL)
 		return EV_CLOSED;
 	fl->type = (uint8_t)(kind ? nfct_type_of(kind) : NFCT_T_UNKNOWN);
 	fl->portid = kind ? msg->nlmsg_pid : 0;
-	if (ev->filter.has_where) {
+	if (ev->filter->has_where) {
 		lua_getiuservalue(L, ev_idx, 1);
 		lua_pushvalue(L, -2);
 		lua_call(L, 1, 1);
@@ -144,7 +144,7 @@ static int start_resync(struct events *ev)
 
 	nl_close(&ev->sync_nl);
 	if ((rc = lct_request_dump(&ev->sync_nl, &ev->sync_reply, ev->netns_fd, ev->sync_buf, IPCTNL_MSG_CT_GET,
-	                           &ev->filter)) < 0)
+	                           ev->filter)) < 0)
 		return rc;
 	ev->sync = SYNC_DUMPING;
 	return 0;
@@ -535,13 +535,14 @@ static int attach_bpf(int fd, const struct filter *f)
 	if (bpf == NULL)
 		return -ENOMEM;
 	for (i = 0; i < f->nterms; i++)
-		if (f->terms[i].field == FIELD_PROTO && f->terms[i].mask == ~(uint64_t)0)
+		if (f->terms[i].field == FIELD_PROTO && f->terms[i].single && f->terms[i].mask == ~(uint64_t)0)
 			proto = (int)f->terms[i].value;
+	/* one value each (the outermost terms: `any` is left to C) */
 	for (i = 0; i < f->nterms; i++) {
 		const struct term *t = &f->terms[i];
 		int src = t->field == FIELD_ORIG_SRC, dst = t->field == FIELD_ORIG_DST;
 
-		if (!(lct_fields[t->field].caps & CAP_SOCKET))
+		if (!t->single || t->field == FIELD_ADDR || !(lct_fields[t->field].caps & CAP_SOCKET))
 			continue;
 		if (t->field == FIELD_PROTO && proto >= 0) {
 			nfct_filter_add_attr_u32(bpf, NFCT_FILTER_L4PROTO, (uint32_t)proto);
@@ -581,15 +582,16 @@ struct events_opts {
 static const char *const events_options[] = { "filter", "buffer", "resync", "reliable", NULL };
 
 /* { "new", "destroy", filter = {...}, buffer = n, resync = b, reliable = b } */
-static void parse_opts(lua_State *L, int idx, struct events_opts *o, struct filter *f)
+static const struct filter *parse_opts(lua_State *L, int idx, struct events_opts *o)
 {
+	const struct filter *f = NULL;
+
 	o->kinds = 0;
 	o->buffer = LCT_EVENTS_BUFFER;
 	o->resync = o->reliable = 0;
-	memset(f, 0, sizeof(*f));
 	if (lua_isnoneornil(L, idx)) {
 		o->kinds = EV_NEW | EV_UPDATE | EV_DESTROY;
-		return;
+		return lct_filter_parse(L, idx);
 	}
 	luaL_checktype(L, idx, LUA_TTABLE);
 	lua_pushnil(L);
@@ -604,9 +606,10 @@ static void parse_opts(lua_State *L, int idx, struct events_opts *o, struct filt
 				luaL_error(L, "bad argument 'events': unknown event kind %s", luaL_typename(L, -1));
 			o->kinds |= 1u << i;
 		} else {
-			if (lct_key_is(L, -2, "filter"))
-				lct_filter_parse(L, lua_gettop(L), f);
-			else if (lct_key_is(L, -2, "buffer"))
+			if (lct_key_is(L, -2, "filter")) {
+				f = lct_filter_parse(L, -1);
+				lua_insert(L, idx + 1);   /* kept below the iteration */
+			} else if (lct_key_is(L, -2, "buffer"))
 				o->buffer = (int)lct_check_uint(L, -1, "buffer", 0x7fffffff);
 			else if (lct_key_is(L, -2, "resync"))
 				o->resync = lua_toboolean(L, -1);
@@ -619,6 +622,12 @@ static void parse_opts(lua_State *L, int idx, struct events_opts *o, struct filt
 	}
 	if (o->kinds == 0)
 		o->kinds = EV_NEW | EV_UPDATE | EV_DESTROY;
+	if (f == NULL) {
+		lua_pushnil(L);
+		f = lct_filter_parse(L, -1);
+		lua_remove(L, -2);
+	}
+	return f;
 }
 
 /* ct:events([opts]) -> subscription | nil, message, errno */
@@ -626,14 +635,14 @@ int lct_events(lua_State *L)
 {
 	struct handle *h = lct_check_handle(L, 1);
 	struct events_opts o;
-	struct filter f;
+	const struct filter *f;
 	struct events *ev;
 	unsigned int groups = 0;
 	int rc, on = 1, netns_fd;
 
 	lua_settop(L, 2);
-	parse_opts(L, 2, &o, &f);
-	ev = lua_newuserdatauv(L, sizeof(*ev), 1);
+	f = parse_opts(L, 2, &o);   /* pushed at 3 */
+	ev = lua_newuserdatauv(L, sizeof(*ev), 2);
 	ev->nl.sock = ev->sync_nl.sock = NULL;
 	ev->scratch = NULL;
 	ev->closed = 1;
@@ -645,6 +654,8 @@ int lct_events(lua_State *L)
 		lua_setiuservalue(L, -3, 1);
 		lua_pop(L, 1);
 	}
+	lua_pushvalue(L, 3);
+	lua_setiuservalue(L, -2, 2);
 	ev->kinds = o.kinds;
 	ev->filter = f;
 	ev->resync = o.resync;
@@ -660,7 +671,7 @@ int lct_events(lua_State *L)
 	if (o.kinds & EV_DESTROY) groups |= NF_NETLINK_CONNTRACK_DESTROY;
 	if ((rc = nl_open(&ev->nl, ev->netns_fd, groups)) < 0)
 		return lct_fail(L, "events", -rc);
-	if ((rc = nl_set_rcvbuf(&ev->nl, o.buffer)) < 0 || (rc = attach_bpf(nl_fd(&ev->nl), &f)) < 0)
+	if ((rc = nl_set_rcvbuf(&ev->nl, o.buffer)) < 0 || (rc = attach_bpf(nl_fd(&ev->nl), f)) < 0)
 		return lct_fail(L, "events", -rc);
 	if (o.reliable) {
 		/* as conntrackd: the kernel reports a failed delivery to the sender

@@ -137,6 +137,8 @@ static void push_names(lua_State *L)
 	lua_setfield(L, -2, "status_flags");
 }
 
+static int status_index(lua_State *L);
+
 void lct_fields_open(lua_State *L, int module)
 {
 	int i;
@@ -161,6 +163,10 @@ void lct_fields_open(lua_State *L, int module)
 	lua_setfield(L, module, "fields");
 	lua_pushvalue(L, module);
 	push_names(L);
+	lua_pop(L, 1);
+	luaL_newmetatable(L, LCT_STATUS);
+	lua_pushcfunction(L, status_index);
+	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
 }
 
@@ -284,6 +290,29 @@ int lct_field_read_addr(const struct nf_conntrack *ct, int field, struct addr *a
 	return 1;
 }
 
+/* A flow's status: the flags set, true (what pairs() walks). Reading any
+ * other flag gives false, UNREPLIED reads as SEEN_REPLY clear, as in a
+ * filter; a name that is no flag raises (a typo never reads as nil). */
+static int status_index(lua_State *L)
+{
+	const char *name = lua_tostring(L, 2);
+	int i;
+
+	if (lua_type(L, 2) == LUA_TSTRING && strcmp(name, "UNREPLIED") == 0) {
+		lua_getfield(L, 1, "SEEN_REPLY");
+		lua_pushboolean(L, !lua_toboolean(L, -1));
+		return 1;
+	}
+	for (i = 0; lua_type(L, 2) == LUA_TSTRING && msg_status_names[i]; i++)
+		if (strcmp(msg_status_names[i], name) == 0) {
+			lua_pushboolean(L, 0);
+			return 1;
+		}
+	if (lua_type(L, 2) == LUA_TSTRING)
+		return luaL_error(L, "unknown status flag \"%s\"", name);
+	return luaL_error(L, "status flags are named by strings, got %s", luaL_typename(L, 2));
+}
+
 static void push_status(lua_State *L, uint32_t status)
 {
 	int i;
@@ -294,6 +323,7 @@ static void push_status(lua_State *L, uint32_t status)
 			lua_pushboolean(L, 1);
 			lua_setfield(L, -2, msg_status_names[i]);
 		}
+	luaL_setmetatable(L, LCT_STATUS);
 }
 
 static void push_labels(lua_State *L, const struct nf_conntrack *ct)

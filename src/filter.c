@@ -1,61 +1,253 @@
 /*
- * filter.c: a filter table compiled into a C struct once, before any I/O.
- * The part the kernel filters exactly (family, mark/mask, status/mask) goes
- * into the dump request; every flow the kernel returns is matched again in C
- * against all terms, so a kernel surprise can never widen a result.
+ * filter.c: a filter table compiled once, before any I/O, into a C struct
+ * kept in a userdata (its sets and alternatives are userdatas it anchors, so
+ * an error half-way leaks nothing). A term is one field against one value,
+ * a list of them (any of which matches) or their negation ("!"); `addr`
+ * tests the four addresses at once; `any` holds alternative filters, one of
+ * which must match. The part the kernel filters exactly (family, one
+ * mark/mask, status/mask) goes into the dump request; every flow the kernel
+ * returns is matched again in C against all terms, so a kernel surprise can
+ * never widen a result.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 
 #include "lct.h"
 
+#define LCT_FILTER_DEPTH 16        /* `any` inside `any`: how deep */
+
 static const uint8_t state_protos[3] = { IPPROTO_TCP, IPPROTO_SCTP, IPPROTO_DCCP };
 
-/* A number, or { value, mask } for the 32-bit fields (mark = { 0x10, 0xf0 }). */
-static void parse_number(lua_State *L, const char *key, const struct field *fd, struct term *t)
-{
-	uint64_t max = fd->kind == K_U64 ? UINT64_MAX
-	                : fd->kind == K_U32 ? 0xffffffff
-	                : fd->kind == K_U8  ? 255 : 65535;
+/* A list of integers: items[0, nexact) under the full mask, sorted for a
+ * binary search, then the { value, mask } pairs. */
+struct value_mask { uint64_t value, mask; };
+struct values {
+	uint32_t n, nexact;
+	struct value_mask items[];
+};
 
-	if (fd->kind == K_U32 && lua_type(L, -1) == LUA_TTABLE) {
-		lua_rawgeti(L, -1, 1);
-		lua_rawgeti(L, -2, 2);
-		t->value = lct_check_uint(L, -2, key, max);
-		t->mask = lct_check_uint(L, -1, key, max);
-		lua_pop(L, 2);
-		if (lua_rawlen(L, -1) != 2)
-			luaL_error(L, "bad argument '%s': expected { value, mask }", key);
-		t->value &= t->mask;
-		return;
-	}
-	t->value = lct_check_uint(L, -1, key, max);
-	t->mask = ~(uint64_t)0;
+/* The filter's userdata has one user value: the table of what it anchors. */
+static void anchor(lua_State *L, int filter_idx, struct filter *f)
+{
+	lua_getiuservalue(L, filter_idx, 1);
+	lua_insert(L, -2);
+	lua_rawseti(L, -2, ++f->anchors);
+	lua_pop(L, 1);
 }
 
-static void parse_state(lua_State *L, const char *key, struct term *t)
+static uint64_t max_of(const struct field *fd)
+{
+	switch (fd->kind) {
+	case K_U64:    return UINT64_MAX;
+	case K_U32:    return 0xffffffff;
+	case K_U8: case K_PROTO: return 255;
+	case K_FAMILY: return AF_INET6;
+	default:       return 65535;
+	}
+}
+
+/* The string at idx without its leading "!" (*negate), pushed: after a "!"
+ * a number's text is pushed as that number (decimal or 0x hex). */
+static void push_unnegated(lua_State *L, int idx, const char *key, int *negate)
+{
+	const char *s = lct_check_cstring(L, idx, key), *end;
+	uint64_t v;
+
+	*negate = s[0] == '!';
+	s += *negate;
+	if (!*negate || !isdigit((unsigned char)s[0])) {   /* "80" stays a string: integers are numbers */
+		lua_pushstring(L, s);
+		return;
+	}
+	errno = 0;
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && isxdigit((unsigned char)s[2]))
+		v = strtoull(s + 2, (char **)&end, 16);
+	else
+		v = strtoull(s, (char **)&end, 10);
+	if (*end != '\0' || errno == ERANGE)
+		luaL_error(L, "bad argument '%s': expected an integer, got \"%s\"", key, s);
+	lct_push_uint(L, v);
+}
+
+/* One integer (a name for family and proto) at idx, "!" allowed before it;
+ * for the 32-bit fields { value, mask } too. */
+static void parse_one_number(lua_State *L, int idx, const char *key, const struct field *fd,
+                             struct value_mask *vm, int *negate)
+{
+	int table = lua_type(L, idx) == LUA_TTABLE, top = lua_gettop(L);
+
+	idx = lua_absindex(L, idx);
+	*negate = 0;
+	vm->mask = ~(uint64_t)0;
+	if (table) {
+		size_t len = lua_rawlen(L, idx);
+		if (fd->kind != K_U32 || len < 1 || len > 2)
+			luaL_error(L, "bad argument '%s': expected { value, mask }", key);
+		lua_rawgeti(L, idx, 1);
+		idx = lua_gettop(L);
+		if (len == 2) {
+			lua_rawgeti(L, idx - 1, 2);
+			vm->mask = lct_check_uint(L, -1, key, 0xffffffff);
+			lua_pop(L, 1);
+		}
+	}
+	if (lua_type(L, idx) == LUA_TSTRING) {
+		push_unnegated(L, idx, key, negate);
+		idx = lua_gettop(L);
+	}
+	if (fd->kind == K_FAMILY)
+		vm->value = (uint64_t)lct_check_family(L, idx, key);
+	else if (fd->kind == K_PROTO)
+		vm->value = (uint64_t)lct_check_proto(L, idx, key);
+	else
+		vm->value = lct_check_uint(L, idx, key, max_of(fd));
+	vm->value &= vm->mask;
+	lua_settop(L, top);
+}
+
+static int compare_values(const void *pa, const void *pb)
+{
+	const struct value_mask *a = pa, *b = pb;
+
+	if (a->mask != b->mask)   /* the exact ones first */
+		return a->mask == ~(uint64_t)0 ? -1 : b->mask == ~(uint64_t)0 ? 1 : 0;
+	return a->value < b->value ? -1 : a->value > b->value;
+}
+
+/* { value, mask } at idx of a 32-bit field: two items, the second a number. */
+static int is_value_mask(lua_State *L, int idx, const struct field *fd)
+{
+	int number;
+
+	if (fd->kind != K_U32 || lua_rawlen(L, idx) != 2)
+		return 0;
+	lua_rawgeti(L, idx, 2);
+	number = lua_type(L, -1) == LUA_TNUMBER;
+	lua_pop(L, 1);
+	return number;
+}
+
+/* Every item of a list written "!x", or none. */
+static void same_negation(lua_State *L, const char *key, lua_Integer i, int first, int this)
+{
+	if (i > 1 && first != this)
+		luaL_error(L, "bad argument '%s': either every item of a list is negated, or none", key);
+}
+
+/* An integer field: one value, or a list of them (a values userdata). */
+static void parse_numbers(lua_State *L, int fidx, struct filter *f, const char *key, const struct field *fd,
+                          struct term *t)
+{
+	struct value_mask vm;
+	struct values *vs;
+	lua_Integer n, i;
+	int neg;
+
+	if (lua_type(L, -1) != LUA_TTABLE || is_value_mask(L, lua_gettop(L), fd)) {
+		parse_one_number(L, -1, key, fd, &vm, &t->negate);
+		t->value = vm.value;
+		t->mask = vm.mask;
+		return;
+	}
+	n = lct_check_list(L, lua_gettop(L), key);
+	vs = lua_newuserdatauv(L, sizeof(*vs) + (size_t)n * sizeof(vs->items[0]), 0);
+	vs->n = (uint32_t)n;
+	vs->nexact = 0;
+	for (i = 1; i <= n; i++) {
+		lua_rawgeti(L, -2, i);
+		parse_one_number(L, -1, key, fd, &vs->items[i - 1], &neg);
+		same_negation(L, key, i, t->negate, neg);
+		t->negate = neg;
+		vs->nexact += vs->items[i - 1].mask == ~(uint64_t)0;
+		lua_pop(L, 1);
+	}
+	qsort(vs->items, (size_t)n, sizeof(vs->items[0]), compare_values);
+	t->values = vs;
+	anchor(L, fidx, f);
+}
+
+static int values_has(const struct values *vs, uint64_t v)
+{
+	uint32_t low = 0, high = vs->nexact, i;
+
+	while (low < high) {
+		uint32_t mid = low + (high - low) / 2;
+		if (vs->items[mid].value == v)
+			return 1;
+		if (vs->items[mid].value < v)
+			low = mid + 1;
+		else
+			high = mid;
+	}
+	for (i = vs->nexact; i < vs->n; i++)
+		if ((v & vs->items[i].mask) == vs->items[i].value)
+			return 1;
+	return 0;
+}
+
+/* One state name (value at idx, "!" allowed) into the term's bits. */
+static void add_state(lua_State *L, int idx, const char *key, struct term *t, int *negate)
 {
 	const char *name;
 	int i, found = 0;
 
-	if (lua_type(L, -1) != LUA_TSTRING)
-		luaL_error(L, "bad argument '%s': expected a state name, got %s", key, luaL_typename(L, -1));
-	name = lct_check_cstring(L, -1, key);
+	if (lua_type(L, idx) != LUA_TSTRING)
+		luaL_error(L, "bad argument '%s': expected a state name, got %s", key, luaL_typename(L, idx));
+	name = lct_check_cstring(L, idx, key);
+	*negate = name[0] == '!';
+	name += *negate;
 	for (i = 0; i < 3; i++) {
-		t->states[i] = msg_state_number(state_protos[i], name);
-		found |= t->states[i] >= 0;
+		int n = msg_state_number(state_protos[i], name);
+		t->states[i] = n;
+		if (n >= 0 && n < 32)
+			t->state_bits[i] |= 1u << n;
+		found |= n >= 0;
 	}
 	if (!found)
 		luaL_error(L, "bad argument '%s': unknown state \"%s\"", key, name);
 }
 
-/* The value at the top of the stack, for field id, into term t. */
-static void parse_term(lua_State *L, const char *key, int id, struct term *t, struct filter *f)
+static void parse_states(lua_State *L, const char *key, struct term *t)
 {
-	const struct field *fd = &lct_fields[id];
+	lua_Integer n, i;
+	int neg;
+
+	if (lua_type(L, -1) != LUA_TTABLE) {
+		add_state(L, -1, key, t, &t->negate);
+		return;
+	}
+	n = lct_check_list(L, lua_gettop(L), key);
+	for (i = 1; i <= n; i++) {
+		lua_rawgeti(L, -1, i);
+		add_state(L, -1, key, t, &neg);
+		same_negation(L, key, i, t->negate, neg);
+		t->negate = neg;
+		lua_pop(L, 1);
+	}
+	if (n > 1)
+		t->states[0] = t->states[1] = t->states[2] = -1;
+}
+
+static void parse_addresses(lua_State *L, int fidx, struct filter *f, const char *key, struct term *t)
+{
+	const struct prefixes *p = lct_prefixes_check(L, -1, key, &t->negate);
+
+	t->prefixes = p;
+	if (lct_prefixes_count(p) == 1)
+		lct_prefixes_first(p, &t->addr);
+	anchor(L, fidx, f);
+}
+
+/* The value at the top of the stack, for field id, into term t. */
+static void parse_term(lua_State *L, int fidx, struct filter *f, const char *key, int id, struct term *t)
+{
+	const struct field *fd = id == FIELD_ADDR ? NULL : &lct_fields[id];
 	struct nfct_bitmask *labels;
 	uint32_t v, m;
 	int i;
@@ -63,27 +255,20 @@ static void parse_term(lua_State *L, const char *key, int id, struct term *t, st
 	memset(t, 0, sizeof(*t));
 	t->field = id;
 	t->mask = ~(uint64_t)0;
+	t->states[0] = t->states[1] = t->states[2] = -1;
+	if (fd == NULL || fd->kind == K_ADDR) {
+		parse_addresses(L, fidx, f, key, t);
+		t->single = !t->negate && t->addr.family != 0;
+		return;
+	}
 	switch (fd->kind) {
-	case K_FAMILY:
-		t->value = (uint64_t)lct_check_family(L, -1, key);
-		f->family = (uint8_t)t->value;
-		break;
-	case K_PROTO:
-		t->value = (uint64_t)lct_check_proto(L, -1, key);
-		break;
-	case K_ADDR:
-		lct_check_addr(L, -1, key, &t->addr, 1);
-		break;
 	case K_STATE:
-		parse_state(L, key, t);
+		parse_states(L, key, t);
 		break;
 	case K_STATUS:
 		lct_check_status(L, -1, key, &v, &m);
 		t->value = v;
 		t->mask = m;
-		f->has_status = 1;
-		f->status = v;
-		f->status_mask = m;
 		break;
 	case K_LABELS:
 		/* the 128 label bits are kept in addr.a: a flow must carry them all */
@@ -99,6 +284,8 @@ static void parse_term(lua_State *L, const char *key, int id, struct term *t, st
 		if (lua_type(L, -1) != LUA_TSTRING)
 			luaL_error(L, "bad argument '%s': expected a string, got %s", key, luaL_typename(L, -1));
 		s = lct_check_cstring(L, -1, key);
+		t->negate = s[0] == '!';
+		s += t->negate;
 		len = strlen(s);
 		if (len >= sizeof(t->str))
 			luaL_error(L, "bad argument '%s': longer than %d bytes", key, (int)sizeof(t->str) - 1);
@@ -111,67 +298,142 @@ static void parse_term(lua_State *L, const char *key, int id, struct term *t, st
 		t->value = (uint64_t)lua_toboolean(L, -1);
 		break;
 	default:
-		parse_number(L, key, fd, t);
-		if (id == FIELD_MARK) {
-			f->has_mark = 1;
-			f->mark = (uint32_t)t->value;
-			f->mark_mask = (uint32_t)t->mask;
-		}
+		parse_numbers(L, fidx, f, key, fd, t);
 		break;
 	}
+	t->single = !t->negate && t->values == NULL;
 }
 
 /* Addresses pin the family: a filter asking for an IPv6 source in "ipv4"
- * could only ever match nothing, so it is refused as the mistake it is. */
-static void check_families(lua_State *L, struct filter *f)
+ * could only ever match nothing, so it is refused as the mistake it is.
+ * Then what the kernel may filter: the family, one mark, the status. */
+static void settle(lua_State *L, struct filter *f, int nested)
 {
 	int i;
 
 	for (i = 0; i < f->nterms; i++) {
 		const struct term *t = &f->terms[i];
-		if (lct_fields[t->field].kind != K_ADDR)
-			continue;
-		if (f->family && f->family != t->addr.family)
-			luaL_error(L, "bad argument '%s': an %s address does not fit family \"%s\"",
-			           lct_fields[t->field].name, t->addr.family == AF_INET ? "IPv4" : "IPv6",
-			           f->family == AF_INET ? "ipv4" : "ipv6");
-		f->family = t->addr.family;
+		if (t->field == FIELD_FAMILY && t->single)
+			f->family = (uint8_t)t->value;
 	}
+	for (i = 0; i < f->nterms; i++) {
+		const struct term *t = &f->terms[i];
+		int family;
+		if (t->prefixes == NULL || t->negate || (family = lct_prefixes_family(t->prefixes)) == 0)
+			continue;
+		if (f->family && f->family != family)
+			luaL_error(L, "bad argument '%s': an %s address does not fit family \"%s\"",
+			           t->field == FIELD_ADDR ? "addr" : lct_fields[t->field].name,
+			           family == AF_INET ? "IPv4" : "IPv6", f->family == AF_INET ? "ipv4" : "ipv6");
+		f->family = (uint8_t)family;
+	}
+	for (i = 0; i < f->nterms && !nested; i++) {
+		const struct term *t = &f->terms[i];
+		if (t->field == FIELD_MARK && t->single) {
+			f->has_mark = 1;
+			f->mark = (uint32_t)t->value;
+			f->mark_mask = (uint32_t)t->mask;
+		} else if (t->field == FIELD_STATUS) {
+			f->has_status = 1;
+			f->status = (uint32_t)t->value;
+			f->status_mask = (uint32_t)t->mask;
+		}
+	}
+	if (nested)
+		f->family = 0;
 }
 
-/* idx: nil, a function (the predicate alone) or a table of fields and an
- * optional `where` function. Unknown keys are errors: a typo must never
- * widen a result. */
-void lct_filter_parse(lua_State *L, int idx, struct filter *f)
+static const struct filter *parse_filter(lua_State *L, int idx, int depth);
+
+/* any = { filter, ... } at the top of the stack: the alternatives. */
+static void parse_any(lua_State *L, int fidx, struct filter *f, int depth)
 {
-	memset(f, 0, sizeof(*f));
-	idx = lua_absindex(L, idx);
-	switch (lua_type(L, idx)) {
-	case LUA_TNONE: case LUA_TNIL:
-		return;
-	case LUA_TFUNCTION:
-		f->has_where = 1;
-		return;
-	case LUA_TTABLE:
-		break;
-	default:
-		luaL_error(L, "bad argument 'filter': expected a table or a function, got %s", luaL_typename(L, idx));
+	lua_Integer n, i;
+	const struct filter **any;
+
+	if (lua_type(L, -1) != LUA_TTABLE)
+		luaL_error(L, "bad argument 'any': expected a list of filters, got %s", luaL_typename(L, -1));
+	if (depth >= LCT_FILTER_DEPTH)
+		luaL_error(L, "bad argument 'any': nested more than %d deep", LCT_FILTER_DEPTH);
+	n = lct_check_list(L, lua_gettop(L), "any");
+	any = lua_newuserdatauv(L, (size_t)n * sizeof(*any), 0);
+	for (i = 1; i <= n; i++) {
+		lua_rawgeti(L, -2, i);
+		if (lua_type(L, -1) != LUA_TTABLE)
+			luaL_error(L, "bad argument 'any': item " LCT_I " is a %s, not a filter table", LCT_IARG(i),
+			           luaL_typename(L, -1));
+		any[i - 1] = parse_filter(L, -1, depth + 1);
+		anchor(L, fidx, f);
+		lua_pop(L, 1);
 	}
+	f->any = any;
+	f->nany = (int)n;
+	anchor(L, fidx, f);
+}
+
+/* A filter table at idx, compiled into a userdata pushed on the stack. */
+static const struct filter *parse_filter(lua_State *L, int idx, int depth)
+{
+	struct filter *f;
+	int n = 0, fidx;
+
+	idx = lua_absindex(L, idx);
+	luaL_checkstack(L, 8, "filter");
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		lua_pop(L, 1);
+		if (!lct_key_is(L, -1, "where") && !lct_key_is(L, -1, "any"))
+			n++;
+	}
+	f = lua_newuserdatauv(L, sizeof(*f) + (size_t)n * sizeof(struct term), 1);
+	memset(f, 0, sizeof(*f));
+	f->terms = (struct term *)(f + 1);
+	fidx = lua_gettop(L);
+	lua_newtable(L);
+	lua_setiuservalue(L, fidx, 1);
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		if (lct_key_is(L, -2, "where")) {
+			if (depth > 0)
+				luaL_error(L, "bad argument 'where': only the outermost filter takes a predicate");
 			if (lua_type(L, -1) != LUA_TFUNCTION)
 				luaL_error(L, "bad argument 'where': expected a function, got %s", luaL_typename(L, -1));
 			f->has_where = 1;
+		} else if (lct_key_is(L, -2, "any")) {
+			parse_any(L, fidx, f, depth);
 		} else {
-			int id = lct_field_check_key(L, -2);
-			if (f->nterms == LCT_MAX_TERMS)
-				luaL_error(L, "bad argument 'filter': too many fields");
-			parse_term(L, lua_tostring(L, -2), id, &f->terms[f->nterms++], f);
+			int id = lct_key_is(L, -2, "addr") ? FIELD_ADDR : lct_field_check_key(L, -2);
+			if (f->nterms == n)   /* the table changed under the count (a hostile __index cannot: raw) */
+				luaL_error(L, "bad argument 'filter': the table changed while it was read");
+			parse_term(L, fidx, f, lua_tostring(L, -2), id, &f->terms[f->nterms++]);
 		}
 		lua_pop(L, 1);
 	}
-	check_families(L, f);
+	settle(L, f, depth > 0);
+	return f;
+}
+
+/* idx: nil, a function (the predicate alone) or a table of fields, `addr`,
+ * `any` and an optional `where` function. Pushes the compiled filter (a
+ * userdata the caller keeps while it uses the filter). Unknown keys are
+ * errors: a typo must never widen a result. */
+const struct filter *lct_filter_parse(lua_State *L, int idx)
+{
+	struct filter *f;
+
+	idx = lua_absindex(L, idx);
+	switch (lua_type(L, idx)) {
+	case LUA_TNONE: case LUA_TNIL: case LUA_TFUNCTION:
+		f = lua_newuserdatauv(L, sizeof(*f), 0);
+		memset(f, 0, sizeof(*f));
+		f->has_where = lua_type(L, idx) == LUA_TFUNCTION;
+		return f;
+	case LUA_TTABLE:
+		return parse_filter(L, idx, 0);
+	default:
+		luaL_error(L, "bad argument 'filter': expected a table or a function, got %s", luaL_typename(L, idx));
+		return NULL;
+	}
 }
 
 /* Pushes the filter's predicate (or nil): the function itself or its `where`. */
@@ -185,74 +447,33 @@ void lct_filter_push_where(lua_State *L, int idx)
 		lua_pushnil(L);
 }
 
-static int match_addr(const struct addr *want, const struct addr *have)
+int lct_filter_is_empty(const struct filter *f)
 {
-	int bits = want->plen, i;
+	return f->nterms == 0 && f->nany == 0;
+}
 
-	if (want->family != have->family)
+/* Every term one value the kernel selects exactly by (caps), nothing else. */
+int lct_filter_kernel_exact(const struct filter *f, unsigned int caps)
+{
+	int i;
+
+	if (f->nany > 0)
 		return 0;
-	for (i = 0; bits > 0; i++, bits -= 32) {
-		uint32_t mask = bits >= 32 ? 0xffffffffu : htonl(~(0xffffffffu >> bits));
-		if ((want->a[i] ^ have->a[i]) & mask)
-			return 0;
-	}
-	return 1;
-}
-
-static int match_term(const struct term *t, const struct nf_conntrack *ct)
-{
-	const struct field *fd = &lct_fields[t->field];
-	struct addr a;
-	uint64_t v;
-	int i;
-
-	switch (fd->kind) {
-	case K_ADDR:
-		return lct_field_read_addr(ct, t->field, &a) && match_addr(&t->addr, &a);
-	case K_STATE:
-		if (!lct_field_read_u64(ct, t->field, &v))
-			return 0;
-		for (i = 0; i < 3; i++)
-			if (state_protos[i] == lct_flow_proto(ct))
-				return t->states[i] >= 0 && (uint64_t)t->states[i] == v;
-		return 0;
-	case K_LABELS: {
-		const struct nfct_bitmask *b = nfct_get_attr(ct, ATTR_CONNLABELS);
-		for (i = 0; i < 128; i++)
-			if ((t->addr.a[i / 32] >> (i % 32)) & 1)
-				if (b == NULL || i > (int)nfct_bitmask_maxbit(b) || !nfct_bitmask_test_bit(b, i))
-					return 0;
-		return 1;
-	}
-	case K_STRING:
-		return nfct_attr_is_set(ct, fd->attr) && strcmp(nfct_get_attr(ct, fd->attr), t->str) == 0;
-	default:
-		return lct_field_read_u64(ct, t->field, &v) && (v & t->mask) == t->value;
-	}
-}
-
-int lct_filter_match(const struct filter *f, const struct nf_conntrack *ct)
-{
-	int i;
-
-	for (i = 0; i < f->nterms; i++)
-		if (!match_term(&f->terms[i], ct))
-			return 0;
-	return 1;
-}
-
-/* Filters of addresses (and the family) alone are matched on the message
- * itself, without parsing it (a delete by prefix, a listing by address). */
-int lct_filter_on_message(const struct filter *f)
-{
-	int i;
-
 	for (i = 0; i < f->nterms; i++) {
-		if (!(lct_fields[f->terms[i].field].caps & CAP_MESSAGE))
+		const struct term *t = &f->terms[i];
+		if (!t->single || t->field == FIELD_ADDR || !(lct_fields[t->field].caps & caps))
 			return 0;
 	}
 	return 1;
 }
+
+/* ---- matching: a parsed flow, or a validated message's addresses ---- */
+
+struct subject {
+	const struct nf_conntrack *ct;     /* a parsed flow, or NULL: */
+	const struct nlattr *tb[CTA_TUPLE_REPLY + 1];   /* the message's attributes */
+	uint8_t family;
+};
 
 /* An address field of a validated message, read as the parsed flow would
  * give it (lct_field_read_addr): the family is the message's if it has an
@@ -282,28 +503,119 @@ static int message_addr(const struct nlattr *const *tb, uint8_t family, const st
 	return 1;
 }
 
+static int subject_addr(const struct subject *s, int field, struct addr *a)
+{
+	if (s->ct != NULL)
+		return lct_field_read_addr(s->ct, field, a);
+	return message_addr(s->tb, s->family, &lct_fields[field], a);
+}
+
+/* A message gives only its family (lct_filter_on_message sees to it). */
+static int subject_u64(const struct subject *s, int field, uint64_t *v)
+{
+	if (s->ct != NULL)
+		return lct_field_read_u64(s->ct, field, v);
+	if (field != FIELD_FAMILY || s->tb[CTA_TUPLE_ORIG] == NULL)
+		return 0;
+	*v = s->family;
+	return 1;
+}
+
+static int addr_in(const struct term *t, const struct subject *s, int field)
+{
+	struct addr a;
+
+	return subject_addr(s, field, &a) && lct_prefixes_has(t->prefixes, &a);
+}
+
+/* The term's value matches the flow's (before its negation). */
+static int value_matches(const struct term *t, const struct subject *s)
+{
+	const struct field *fd;
+	uint64_t v;
+	int i;
+
+	if (t->field == FIELD_ADDR)
+		return addr_in(t, s, FIELD_ORIG_SRC) || addr_in(t, s, FIELD_ORIG_DST) ||
+		       addr_in(t, s, FIELD_REPLY_SRC) || addr_in(t, s, FIELD_REPLY_DST);
+	fd = &lct_fields[t->field];
+	switch (fd->kind) {
+	case K_ADDR:
+		return addr_in(t, s, t->field);
+	case K_STATE:
+		if (!subject_u64(s, t->field, &v))
+			return 0;
+		for (i = 0; i < 3; i++)
+			if (state_protos[i] == lct_flow_proto(s->ct))
+				return v < 32 && (t->state_bits[i] >> v) & 1;
+		return 0;
+	case K_LABELS: {
+		const struct nfct_bitmask *b = nfct_get_attr(s->ct, ATTR_CONNLABELS);
+		for (i = 0; i < 128; i++)
+			if ((t->addr.a[i / 32] >> (i % 32)) & 1)
+				if (b == NULL || i > (int)nfct_bitmask_maxbit(b) || !nfct_bitmask_test_bit(b, i))
+					return 0;
+		return 1;
+	}
+	case K_STRING:
+		return nfct_attr_is_set(s->ct, fd->attr) && strcmp(nfct_get_attr(s->ct, fd->attr), t->str) == 0;
+	default:
+		if (!subject_u64(s, t->field, &v))
+			return 0;
+		return t->values ? values_has(t->values, v) : (v & t->mask) == t->value;
+	}
+}
+
+static int matches(const struct filter *f, const struct subject *s)
+{
+	int i;
+
+	for (i = 0; i < f->nterms; i++)
+		if (value_matches(&f->terms[i], s) == f->terms[i].negate)
+			return 0;
+	if (f->nany == 0)
+		return 1;
+	for (i = 0; i < f->nany; i++)
+		if (matches(f->any[i], s))
+			return 1;
+	return 0;
+}
+
+int lct_filter_match(const struct filter *f, const struct nf_conntrack *ct)
+{
+	struct subject s;
+
+	s.ct = ct;
+	return matches(f, &s);
+}
+
+/* Filters of addresses (and the family) alone, in any combination, are
+ * matched on the message itself, without parsing it (a delete by prefix, a
+ * listing by address). */
+int lct_filter_on_message(const struct filter *f)
+{
+	int i;
+
+	for (i = 0; i < f->nterms; i++)
+		if (f->terms[i].field != FIELD_ADDR && !(lct_fields[f->terms[i].field].caps & CAP_MESSAGE))
+			return 0;
+	for (i = 0; i < f->nany; i++)
+		if (!lct_filter_on_message(f->any[i]))
+			return 0;
+	return 1;
+}
+
 /* lct_filter_match for a filter lct_filter_on_message accepts, on a message
  * checked by msg_check. */
 int lct_filter_match_message(const struct filter *f, const struct nlmsghdr *nlh)
 {
-	const struct nlattr *tb[CTA_TUPLE_REPLY + 1];
 	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
-	uint8_t family = ((const struct nfgenmsg *)mnl_nlmsg_get_payload(nlh))->nfgen_family;
-	struct addr a;
-	int i;
+	struct subject s;
 
-	msg_attrs_of((const char *)nlh + head, (int)(nlh->nlmsg_len - head), tb, CTA_TUPLE_REPLY);
-	for (i = 0; i < f->nterms; i++) {
-		const struct term *t = &f->terms[i];
-		const struct field *fd = &lct_fields[t->field];
-		if (fd->kind == K_FAMILY) {
-			if (tb[CTA_TUPLE_ORIG] == NULL || family != t->value)
-				return 0;
-		} else if (!message_addr(tb, family, fd, &a) || !match_addr(&t->addr, &a)) {
-			return 0;
-		}
-	}
-	return 1;
+	s.ct = NULL;
+	s.family = ((const struct nfgenmsg *)mnl_nlmsg_get_payload(nlh))->nfgen_family;
+	msg_attrs_of((const char *)nlh + head, (int)(nlh->nlmsg_len - head), s.tb, CTA_TUPLE_REPLY);
+	return matches(f, &s);
 }
 
 /* What the kernel filters exactly; the family travels in the nfgenmsg header. */

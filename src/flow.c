@@ -348,19 +348,20 @@ static int flow_totable(lua_State *L)
 static int flow_match(lua_State *L)
 {
 	const struct nf_conntrack *ct = lct_check_flow(L, 1);
-	struct filter f;
+	const struct filter *f;
 
-	lct_filter_parse(L, 2, &f);
-	if (!lct_filter_match(&f, ct)) {
+	lua_settop(L, 2);
+	f = lct_filter_parse(L, 2);
+	if (!lct_filter_match(f, ct)) {
 		lua_pushboolean(L, 0);
 		return 1;
 	}
-	if (f.has_where) {
+	if (f->has_where) {
 		lct_filter_push_where(L, 2);
 		lua_pushvalue(L, 1);
 		lua_call(L, 1, 1);
 	}
-	lua_pushboolean(L, !f.has_where || lua_toboolean(L, -1));
+	lua_pushboolean(L, !f->has_where || lua_toboolean(L, -1));
 	return 1;
 }
 

@@ -29,6 +29,7 @@
 #define LCT_DUMP   "conntrack.dump"
 #define LCT_EVENTS "conntrack.events"
 #define LCT_SWEEP  "conntrack.sweep"    /* scratch of a delete/update by filter */
+#define LCT_STATUS "conntrack.status"   /* the metatable of a flow's status table */
 /* The metatable at the top of the stack is not handed out: getmetatable()
  * gives its name instead. Its __gc then runs only when the collector finds
  * the object unreachable, never by a script's hand while C code uses it. */
@@ -191,27 +192,52 @@ void lct_push_uint(lua_State *L, uint64_t v);
 uint64_t lct_check_uint(lua_State *L, int idx, const char *key, uint64_t max);
 const char *lct_uint_text(char *buf, uint64_t v);
 
+/* ---- prefixes.c: sets of addresses and prefixes, looked up without Lua ---- */
+struct prefixes;
+struct prefixes *lct_prefixes_check(lua_State *L, int idx, const char *key, int *negate);   /* pushes it */
+int  lct_prefixes_has(const struct prefixes *p, const struct addr *a);
+uint32_t lct_prefixes_count(const struct prefixes *p);
+int  lct_prefixes_family(const struct prefixes *p);     /* AF_INET, AF_INET6, or 0: both */
+void lct_prefixes_first(const struct prefixes *p, struct addr *a);
+lua_Integer lct_check_list(lua_State *L, int idx, const char *key);   /* a non-empty list's length */
+void lct_prefixes_open(lua_State *L, int module);
+
+/* ---- bits.c: u32 bit operations on every Lua ---- */
+void lct_bits_open(lua_State *L, int module);
+
 /* ---- filter.c: a filter table -> kernel request + exact match in C ---- */
+#define FIELD_ADDR FIELD_COUNT     /* the filter's `addr`: any of the four addresses */
+struct values;
 struct term {
-	int field;
-	uint64_t value, mask;      /* integers: (v & mask) == value */
-	struct addr addr;          /* addresses: prefix match */
-	int states[3];             /* K_STATE: the number for tcp, sctp, dccp or -1 */
+	int field;                 /* a field id, or FIELD_ADDR */
+	int negate;                /* written "!...": holds when the value does not match */
+	int single;                /* one value, not negated: what the kernel's filters may take */
+	uint64_t value, mask;      /* one integer: (v & mask) == value */
+	const struct values *values;       /* integers: a list (else value and mask) */
+	const struct prefixes *prefixes;   /* addresses: one or a list */
+	struct addr addr;          /* the address when the list has one; K_LABELS: the bits */
+	int states[3];             /* K_STATE, one name: the number for tcp, sctp, dccp or -1 */
+	uint32_t state_bits[3];    /* K_STATE: the states named, by protocol */
 	char str[64];              /* K_STRING */
 };
 
-#define LCT_MAX_TERMS 48
+/* Kept in a userdata (lct_filter_parse pushes it), with its terms after it. */
 struct filter {
 	int nterms;
-	struct term terms[LCT_MAX_TERMS];
+	struct term *terms;
+	int nany;                  /* `any`: alternatives, one of which must match */
+	const struct filter **any;
+	int anchors;               /* userdatas held in its user value */
 	uint8_t family;            /* AF_UNSPEC unless the filter pins one */
 	int has_mark, has_status;  /* kernel-side: CTA_MARK/MASK, CTA_STATUS/MASK */
 	uint32_t mark, mark_mask, status, status_mask;
 	int has_where;             /* a Lua predicate follows the C match */
 };
 
-void lct_filter_parse(lua_State *L, int idx, struct filter *f);
+const struct filter *lct_filter_parse(lua_State *L, int idx);   /* pushes the compiled filter */
 int  lct_filter_match(const struct filter *f, const struct nf_conntrack *ct);
+int  lct_filter_is_empty(const struct filter *f);
+int  lct_filter_kernel_exact(const struct filter *f, unsigned int caps);
 int  lct_filter_on_message(const struct filter *f);
 int  lct_filter_match_message(const struct filter *f, const struct nlmsghdr *nlh);
 void lct_filter_to_request(const struct filter *f, struct nlmsghdr *nlh);

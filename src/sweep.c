@@ -25,7 +25,7 @@ struct sweep {
 
 struct sweep_args {
 	int update, dry_run;
-	struct filter filter;
+	const struct filter *filter;   /* its userdata stays on the stack */
 	struct changes changes;
 };
 
@@ -109,13 +109,13 @@ static int selected(struct sweep *s, const struct sweep_args *a, int on_message,
 	if (on_message) {
 		if (msg_check(msg) < 0)
 			return -EBADMSG;
-		return lct_filter_match_message(&a->filter, msg);
+		return lct_filter_match_message(a->filter, msg);
 	}
 	if ((rc = lct_scratch_ready(&s->scratch)) < 0)
 		return rc;
 	if (msg_parse(msg, s->scratch) < 0)
 		return -EBADMSG;
-	if (!lct_filter_match(&a->filter, s->scratch) ||
+	if (!lct_filter_match(a->filter, s->scratch) ||
 	    (a->update && !lct_changes_needed(&a->changes, s->scratch)))
 		return 0;
 	*ct = s->scratch;
@@ -172,20 +172,20 @@ static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
 		lua_newtable(L);
 		list = lua_gettop(L);
 	}
-	if (a->filter.has_where) {
+	if (a->filter->has_where) {
 		lct_filter_push_where(L, 2);
 		where = lua_gettop(L);
 	}
 	top = lua_gettop(L);
 	if ((rc = lct_request_dump(&s->dump, &s->reply, lct_handle_netns(L, h), s->buf, IPCTNL_MSG_CT_GET,
-	                           &a->filter)) < 0)
+	                           a->filter)) < 0)
 		return lct_fail(L, what, -rc);
 	if (!a->dry_run)
 		lct_handle_expect_batches(L, h);
 
 	/* a delete by addresses needs no parsed flow: the match and the request
 	 * are made from the message */
-	on_message = !a->update && !a->dry_run && !a->filter.has_where && lct_filter_on_message(&a->filter);
+	on_message = !a->update && !a->dry_run && !a->filter->has_where && lct_filter_on_message(a->filter);
 	while ((rc = nl_reply_next(&s->reply, &msg)) > 0) {
 		const struct nf_conntrack *ct;
 
@@ -230,14 +230,10 @@ static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
  * before; exact unless another process deletes flows at the same time. */
 static int kernel_selects(const struct sweep_args *a)
 {
-	int i;
-
-	if (a->update || a->dry_run || a->filter.has_where || !a->filter.has_mark)
+	if (a->update || a->dry_run || a->filter->has_where || !a->filter->has_mark)
 		return 0;
-	for (i = 0; i < a->filter.nterms; i++)
-		if (!(lct_fields[a->filter.terms[i].field].caps & CAP_KERNEL_DELETE))
-			return 0;
-	return 1;
+	/* one value each: a list, a negation or `any` would widen the delete */
+	return lct_filter_kernel_exact(a->filter, CAP_KERNEL_DELETE);
 }
 
 /* The flows the kernel selects for the filter, counted without parsing them. */
@@ -263,10 +259,10 @@ static int kernel_delete(lua_State *L, struct handle *h, const struct sweep_args
 	uint32_t matched, gone;
 	int rc;
 
-	if ((rc = count_selected(L, h, s, &a->filter, &matched)) < 0 || (rc = lct_table_stats(L, h, &before)) < 0)
+	if ((rc = count_selected(L, h, s, a->filter, &matched)) < 0 || (rc = lct_table_stats(L, h, &before)) < 0)
 		return lct_fail(L, "delete", -rc);
-	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_DELETE, NLM_F_ACK, a->filter.family);
-	lct_filter_to_request(&a->filter, nlh);
+	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_DELETE, NLM_F_ACK, a->filter->family);
+	lct_filter_to_request(a->filter, nlh);
 	if ((rc = lct_handle_request(L, h, nlh, NULL, NULL)) < 0 || (rc = lct_table_stats(L, h, &after)) < 0)
 		return lct_fail(L, "delete", -rc);
 	gone = before.entries <= after.entries ? 0 : before.entries - after.entries;
@@ -280,18 +276,18 @@ static const char *const sweep_options[] = { "dry_run", NULL };
  * before anything is sent; an empty filter is refused: flush empties a table. */
 static void parse_args(lua_State *L, int update, struct sweep_args *a)
 {
-	int opts = update ? 4 : 3;
+	int opts = update ? 4 : 3, top = lua_gettop(L);
 
 	memset(a, 0, sizeof(*a));
 	a->update = update;
 	if (lua_type(L, 2) != LUA_TTABLE && lua_type(L, 2) != LUA_TFUNCTION)
 		luaL_error(L, "bad argument 'filter': expected a flow, a table or a function, got %s", luaL_typename(L, 2));
-	lct_filter_parse(L, 2, &a->filter);
-	if (a->filter.nterms == 0 && !a->filter.has_where)
+	a->filter = lct_filter_parse(L, 2);   /* pushed above the arguments: kept for the operation */
+	if (lct_filter_is_empty(a->filter) && !a->filter->has_where)
 		luaL_error(L, "bad argument 'filter': an empty filter matches every flow (flush empties the table)");
-	if (update)
-		lct_changes_parse(L, 3, &a->changes);
-	if (!lua_isnoneornil(L, opts)) {
+	if (update)   /* an argument not given is read past the filter: none */
+		lct_changes_parse(L, top >= 3 ? 3 : top + 2, &a->changes);
+	if (opts <= top && !lua_isnoneornil(L, opts)) {
 		luaL_checktype(L, opts, LUA_TTABLE);
 		lua_pushnil(L);
 		while (lua_next(L, opts)) {
