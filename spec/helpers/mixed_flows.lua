@@ -56,6 +56,22 @@ function M.generate(n)
   return flows
 end
 
+-- M.generate(n) with address translation: every 4th flow a source NAT
+-- (another reply destination), every 4th after it a destination NAT
+-- (another reply source), in both families.
+function M.generate_nat(n)
+  local flows = M.generate(n)
+  for i, f in ipairs(flows) do
+    local v6 = f.orig_src:find(":", 1, true)
+    if i % 4 == 1 then
+      f.reply_dst = v6 and ("fd99::%d"):format(i % 7 + 1) or ("192.0.2.%d"):format(i % 7 + 1)
+    elseif i % 4 == 2 then
+      f.reply_src = v6 and ("fd98::1:%d"):format(i % 5 + 1) or ("198.51.100.%d"):format(i % 5 + 1)
+    end
+  end
+  return flows
+end
+
 -- Facts about a generated flow table, as the model of a filter sees them.
 function M.family(t) return t.orig_src:find(":", 1, true) and "ipv6" or "ipv4" end
 function M.zone(t) return t.zone or 0 end
@@ -68,6 +84,61 @@ function M.ipv4_in(addr, prefix, len)
   end
   local unit = 2 ^ (32 - len)
   return math.floor(number(addr) / unit) == math.floor(number(prefix) / unit)
+end
+
+function M.reply_src(t) return t.reply_src or t.orig_dst end
+function M.reply_dst(t) return t.reply_dst or t.orig_src end
+
+-- An address as bytes and its width in bits, in plain Lua (the model must
+-- not share the module's matcher).
+local function bytes(addr)
+  local b = {}
+  if not addr:find(":", 1, true) then
+    for x in addr:gmatch("%d+") do b[#b + 1] = tonumber(x) end
+    return b, 32
+  end
+  local groups, head, tail = {}, addr:match("^(.-)::(.*)$")
+  local function split(s, into) for g in s:gmatch("[^:]+") do into[#into + 1] = tonumber(g, 16) end end
+  if head then
+    local h, t = {}, {}
+    split(head, h); split(tail, t)
+    for _, g in ipairs(h) do groups[#groups + 1] = g end
+    for _ = 1, 8 - #h - #t do groups[#groups + 1] = 0 end
+    for _, g in ipairs(t) do groups[#groups + 1] = g end
+  else
+    split(addr, groups)
+  end
+  for _, g in ipairs(groups) do b[#b + 1] = math.floor(g / 256); b[#b + 1] = g % 256 end
+  return b, 128
+end
+
+-- addr (nil: none) is in prefix ("a/len" or an address), or in one of a list.
+function M.in_prefix(addr, prefix)
+  if addr == nil then return false end
+  if type(prefix) == "table" then
+    for _, p in ipairs(prefix) do
+      if M.in_prefix(addr, p) then return true end
+    end
+    return false
+  end
+  local p, len = prefix:match("^(.-)/(%d+)$")
+  local a, width = bytes(addr)
+  local q, qwidth = bytes(p or prefix)
+  if width ~= qwidth then return false end
+  len = tonumber(len) or width
+  for i = 1, #a do
+    local bits = math.min(8, len - (i - 1) * 8)
+    if bits <= 0 then break end
+    local unit = 2 ^ (8 - bits)
+    if math.floor(a[i] / unit) ~= math.floor(q[i] / unit) then return false end
+  end
+  return true
+end
+
+-- Any of the four addresses of a generated flow is in the prefix or list.
+function M.addr_in(t, prefix)
+  return M.in_prefix(t.orig_src, prefix) or M.in_prefix(t.orig_dst, prefix) or
+         M.in_prefix(M.reply_src(t), prefix) or M.in_prefix(M.reply_dst(t), prefix)
 end
 
 -- Family, protocol, original tuple and zone: a generated flow table or a
