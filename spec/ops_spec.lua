@@ -297,6 +297,77 @@ describe("get", function()
   end)
 end)
 
+describe("get of a flow, and flow:tuple", function()
+  local ct
+  before_each(function() ct = ns.fresh() end)
+
+  it("reads the same entry again, with what changed since", function()
+    ns.fill()
+    for flow in ct:dump() do
+      local again = assert(ct:get(flow))
+      assert.equal(flow, again)
+      assert.equal(flow.zone, again.zone)
+    end
+    local tcp = ct:get(TCP_KEY)
+    assert.is_true(ct:update(tcp, { mark = 0x99 }))
+    assert.equal(0x99, ct:get(tcp).mark)
+    assert.is_true(ct:delete(tcp))
+    assert.same({ nil, "get: no such flow", 2 }, { ct:get(tcp) })
+  end)
+
+  it("gives the table get takes: family, protocol, original tuple and zone", function()
+    ns.fill()
+    for flow in ct:dump() do
+      local key = flow:tuple()
+      assert.equal(flow, assert(ct:get(key)))
+      assert.is_nil(key.mark)
+      assert.is_nil(key.timeout)
+      assert.is_nil(key.reply_src)
+    end
+    local zoned = assert(ct:get{ proto = "tcp", orig_src = "fd00::1", orig_dst = "fd00::2", orig_sport = 40000,
+                                 orig_dport = 443, zone = 3 })
+    assert.same({ family = "ipv6", proto = "tcp", orig_src = "fd00::1", orig_dst = "fd00::2", orig_sport = 40000,
+                  orig_dport = 443, zone = 3 }, zoned:tuple())
+  end)
+end)
+
+describe("create of a list", function()
+  local ct
+  before_each(function() ct = ns.fresh() end)
+
+  local function udp(port)
+    return { proto = "udp", orig_src = "10.7.0.1", orig_dst = "10.7.0.2", orig_sport = port, orig_dport = 53,
+             timeout = 100 }
+  end
+
+  it("returns the number created alone when every flow was", function()
+    assert.same({ 3 }, { ct:create{ udp(1), udp(2), udp(3) } })
+    assert.equal(3, ct:count())
+  end)
+
+  it("creates every flow it can and lists the ones that failed, by index", function()
+    assert.is_true(ct:create(udp(2)))
+    assert.is_true(ct:create(udp(3)))
+    local n, failures = ct:create{ udp(1), udp(2), udp(3), udp(4) }
+    assert.equal(2, n)
+    assert.same({ { index = 2, message = "create: the flow already exists", errno = 17 },
+                  { index = 3, message = "create: the flow already exists", errno = 17 } }, failures)
+    assert.equal(4, ct:count())
+  end)
+
+  it("counts indexes across batches", function()
+    local list = {}
+    for port = 1, 700 do list[port] = udp(port) end
+    assert.is_true(ct:create(udp(300)))
+    assert.is_true(ct:create(udp(699)))
+    local n, failures = ct:create(list)
+    assert.equal(698, n)
+    assert.same({ 300, 699 }, { failures[1].index, failures[2].index })
+    assert.equal(2, #failures)
+    assert.equal(700, ct:count())
+  end)
+end)
+
 describe("update", function()
   local ct, flow
   before_each(function()
@@ -332,7 +403,7 @@ describe("update", function()
   end)
 
   it("adds a status flag, seen by get and conntrack -L #diff", function()
-    assert.is_nil(flow.status.ASSURED)
+    assert.is_false(flow.status.ASSURED)
     assert.is_true(ct:update(flow, { status = "ASSURED" }))
     assert.is_true(ct:get(TCP_KEY).status.ASSURED)
     assert.matches(" %[ASSURED%] ", ns.reference_lines("-L")[1])

@@ -343,6 +343,28 @@ static int flow_totable(lua_State *L)
 	return 1;
 }
 
+/* flow:tuple() -> the table ct:get takes for this entry: family, protocol,
+ * the original tuple and its zones. */
+static int flow_tuple(lua_State *L)
+{
+	static const int fields[] = {
+		FIELD_FAMILY, FIELD_PROTO, FIELD_ORIG_SRC, FIELD_ORIG_DST, FIELD_ORIG_SPORT, FIELD_ORIG_DPORT,
+		FIELD_ICMP_TYPE, FIELD_ICMP_CODE, FIELD_ICMP_ID, FIELD_ZONE, FIELD_ORIG_ZONE,
+	};
+	const struct nf_conntrack *ct = lct_check_flow(L, 1);
+	size_t i;
+
+	lua_createtable(L, 0, 8);
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		/* a zone the entry does not carry is no part of its key (zones read 0 then) */
+		if (lct_fields[fields[i]].kind == K_U16 && !nfct_attr_is_set(ct, lct_fields[fields[i]].attr))
+			continue;
+		lct_field_push(L, ct, fields[i]);
+		lua_setfield(L, -2, lct_fields[fields[i]].name);
+	}
+	return 1;
+}
+
 /* flow:match(filter) -> boolean: the verdict dump, delete and events give
  * this flow for the same filter (fields matched in C, then `where`). */
 static int flow_match(lua_State *L)
@@ -436,7 +458,8 @@ int lct_parse(lua_State *L)
 void lct_flow_open(lua_State *L, int module)
 {
 	static const luaL_Reg methods[] = {
-		{ "format", flow_format }, { "totable", flow_totable }, { "match", flow_match }, { NULL, NULL }
+		{ "format", flow_format }, { "totable", flow_totable }, { "match", flow_match }, { "tuple", flow_tuple },
+		{ NULL, NULL }
 	};
 	static const luaL_Reg meta[] = {
 		{ "__tostring", flow_tostring }, { "__eq", flow_eq }, { "__newindex", flow_newindex },

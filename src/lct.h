@@ -73,6 +73,8 @@ struct nl_batch {
 struct nl_acks {
 	unsigned long ok, gone;    /* done; already gone (ENOENT) */
 	int error;                 /* the first other errno, or 0 */
+	unsigned int nfailed;      /* the requests of the last batch that failed, by position */
+	struct { uint16_t index; int error; } failed[LCT_BATCH_MSGS];
 };
 
 int  nl_open(struct nl *nl, int netns_fd, unsigned int groups);

@@ -307,6 +307,7 @@ int nl_batch_send(struct nl *nl, struct nl_batch *b, char *buf, size_t cap, stru
 	size_t off;
 	int n, done = 0;
 
+	acks->nfailed = 0;
 	if (b->count == 0)
 		return 0;
 	if (nl->sock == NULL)
@@ -341,6 +342,10 @@ int nl_batch_send(struct nl *nl, struct nl_batch *b, char *buf, size_t cap, stru
 				done = 1;
 			if (e->error == 0)
 				continue;
+			if (acks->nfailed < LCT_BATCH_MSGS && nlh->nlmsg_seq - first < b->count) {
+				acks->failed[acks->nfailed].index = (uint16_t)(nlh->nlmsg_seq - first);
+				acks->failed[acks->nfailed++].error = -e->error;
+			}
 			failed++;
 			if (e->error == -ENOENT)
 				acks->gone++;

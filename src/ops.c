@@ -195,38 +195,70 @@ static struct nf_conntrack *push_empty_flow(lua_State *L)
 	return slot->ct;
 }
 
-/* ct:get{ proto =, orig_src =, ... } -> flow | nil, message, errno */
+static struct nf_conntrack *identity_of(lua_State *L, const struct nf_conntrack *flow, const char *op);
+
+/* ct:get{ proto =, orig_src =, ... } or ct:get(flow) (that very entry, read
+ * again: its id too) -> flow | nil, message, errno */
 static int op_get(lua_State *L)
 {
 	struct handle *h = lct_check_handle(L, 1);
-	struct nf_conntrack *key = push_empty_flow(L);   /* the key, collected later */
+	struct nf_conntrack *key;   /* collected later */
 	struct nf_conntrack *found;
 	struct nlmsghdr *nlh;
 	int rc;
 
-	build_flow(L, 2, key, FOR_LOOKUP);
+	if (lct_to_flow(L, 2) != NULL) {
+		key = identity_of(L, lct_check_flow(L, 2), "get");
+	} else {
+		key = push_empty_flow(L);
+		build_flow(L, 2, key, FOR_LOOKUP);
+	}
 	found = push_empty_flow(L);
 	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_GET, NLM_F_ACK, nfct_get_attr_u8(key, ATTR_L3PROTO));
 	nfct_nlmsg_build(nlh, key);
 	if ((rc = lct_handle_request(L, h, nlh, parse_flow_cb, found)) < 0)
 		return lct_fail(L, "get", -rc);
+	/* the kernel looks up the tuple alone: a newer entry of it is not the flow asked for */
+	if (nfct_attr_is_set(key, ATTR_ID) && nfct_attr_is_set(found, ATTR_ID) &&
+	    nfct_get_attr_u32(key, ATTR_ID) != nfct_get_attr_u32(found, ATTR_ID))
+		return lct_fail(L, "get", ENOENT);
 	return 1;
 }
 
+/* A failure of item i of a batch create: { index =, message =, errno = }
+ * appended to the list at idx. */
+static void add_failure(lua_State *L, int list, lua_Integer i, int err)
+{
+	lua_createtable(L, 0, 3);
+	lua_pushinteger(L, (lua_Integer)i);
+	lua_setfield(L, -2, "index");
+	lua_pushfstring(L, "create: %s", lct_strerror(err));
+	lua_setfield(L, -2, "message");
+	lua_pushinteger(L, err);
+	lua_setfield(L, -2, "errno");
+	lua_rawseti(L, list, (lua_Integer)lua_rawlen(L, list) + 1);
+}
+
 /* ct:create{ { ... }, { ... }, ... }: every flow is checked before the
- * first is sent, then they go out in batches. -> the number created, or
- * nil, message (with how many were created), errno. */
+ * first is sent, then they go out in batches, every one of them whatever
+ * others fail. -> the number created, and when some failed the list of
+ * { index =, message =, errno = }; nil, message, errno only when nothing
+ * could be sent. */
 static int create_many(lua_State *L, struct handle *h)
 {
-	lua_Integer n = luaL_len(L, 2), i;
+	lua_Integer n = luaL_len(L, 2), i, first = 1;   /* first: the item the batch begins with */
 	struct nl_batch *batch = lua_newuserdatauv(L, sizeof(*batch), 0);   /* scratch */
-	struct nl_acks acks = { 0, 0, 0 };
-	int pass, rc = 0;
+	struct nl_acks *acks = lua_newuserdatauv(L, sizeof(*acks), 0);
+	int pass, rc = 0, list;
+	unsigned int k;
 
+	lua_newtable(L);
+	list = lua_gettop(L);
+	memset(acks, 0, sizeof(*acks));
 	nl_batch_init(batch);
 	lct_handle_expect_batches(L, h);
-	for (pass = 0; pass < 2 && rc == 0 && acks.error == 0; pass++)
-		for (i = 1; i <= n && rc == 0 && acks.error == 0; i++) {
+	for (pass = 0; pass < 2 && rc == 0; pass++)
+		for (i = 1; i <= n && rc == 0; i++) {
 			struct nf_conntrack *ct = push_empty_flow(L);
 			struct nlmsghdr *nlh;
 
@@ -234,22 +266,31 @@ static int create_many(lua_State *L, struct handle *h)
 				luaL_error(L, "bad argument 'flows': item " LCT_I " is a %s, not a table of fields", LCT_IARG(i),
 				           luaL_typename(L, -1));
 			build_flow(L, -1, ct, FOR_CREATE);
-			if (pass == 1) {
-				nlh = nl_ct_header(nl_batch_slot(batch), IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL,
-				                   nfct_get_attr_u8(ct, ATTR_L3PROTO));
-				nfct_nlmsg_build(nlh, ct);
-				nl_batch_commit(batch, nlh);
-				if (nl_batch_full(batch) || i == n)
-					rc = lct_handle_batch(L, h, batch, &acks);
-			}
 			lua_pop(L, 2);
+			if (pass == 0)
+				continue;
+			nlh = nl_ct_header(nl_batch_slot(batch), IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL,
+			                   nfct_get_attr_u8(ct, ATTR_L3PROTO));
+			nfct_nlmsg_build(nlh, ct);
+			nl_batch_commit(batch, nlh);
+			if (!nl_batch_full(batch) && i < n)
+				continue;
+			if ((rc = lct_handle_batch(L, h, batch, acks)) < 0)
+				break;
+			for (k = 0; k < acks->nfailed; k++)
+				add_failure(L, list, first + acks->failed[k].index, acks->failed[k].error);
+			first = i + 1;
 		}
-	if (rc == 0 && acks.error)
-		rc = -acks.error;
-	if (rc < 0)
-		return lct_fail_after(L, "create", -rc, acks.ok);
-	lct_push_uint(L, acks.ok);
-	return 1;
+	if (rc < 0 && first == 1)
+		return lct_fail(L, "create", -rc);
+	/* what a batch that could not be sent or answered held is not known created */
+	for (i = first; rc < 0 && i <= n; i++)
+		add_failure(L, list, i, -rc);
+	lct_push_uint(L, acks->ok);
+	if (lua_rawlen(L, list) == 0)
+		return 1;
+	lua_pushvalue(L, list);
+	return 2;
 }
 
 /* ct:create{ ... } -> true | nil, message, errno */
