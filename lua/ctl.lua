@@ -36,19 +36,24 @@ end
 
 local function warn(text) output.err():write(text) end
 
+local report
+
 -- -R FILE: every line a command (create, add, update, delete, flush), all
--- checked before the first runs; the first failure stops them.
+-- checked before the first runs. Every line runs; each one that fails is
+-- reported with its line number, and the status is the first failure's.
 local function load_file(argv, ctx)
   local name = argv[2] == "-" and "/dev/stdin" or argv[2]
   local f = io.open(name, "r")
   if not f then options.usage(("Failed to open file %s for reading"):format(name)) end
-  local cmds = {}
+  local cmds, lines, number = {}, {}, 0
   for line in f:lines("L") do
+    number = number + 1
     line = line:gsub("^[ \t]*", "")
     if line:sub(1, 1) ~= "\n" and line:sub(1, 1) ~= "#" then
       local words = options.tokenize(line)
       words[0] = argv[0]
       cmds[#cmds + 1] = options.parse(words, warn)
+      lines[#cmds] = number
     end
   end
   f:close()
@@ -58,11 +63,24 @@ local function load_file(argv, ctx)
     end
   end
   ctx.load_file = true
-  for _, cmd in ipairs(cmds) do commands.run(cmd, ctx) end
-  return 0
+  local status = 0
+  for i, cmd in ipairs(cmds) do
+    local ok, err = pcall(commands.run, cmd, ctx)
+    if not ok then
+      if options.interrupted(err) then error(err, 0) end
+      if type(err) == "table" and err.ctl_status then
+        err = { ctl_status = err.ctl_status, message = ("line %d: %s"):format(lines[i], err.message) }
+      else
+        err = ("line %d: %s"):format(lines[i], tostring(err))
+      end
+      local s = report(err)
+      if status == 0 then status = s end
+    end
+  end
+  return status
 end
 
-local function report(err)
+function report(err)
   if type(err) == "table" and err.ctl_status then
     output.message(err.message)
     if err.ctl_status == 2 then output.try_help() end

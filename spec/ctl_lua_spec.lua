@@ -227,6 +227,89 @@ describe("--where", function()
   end)
 end)
 
+describe("--addr and several --where", function()
+  -- a NATed flow: its reply source is the address a host has behind the router
+  local NATED = { proto = "udp", orig_src = "10.9.0.1", orig_dst = "203.0.113.5", orig_sport = 999, orig_dport = 53,
+                  reply_src = "10.0.0.1", timeout = 3000 }
+
+  it("lists the flows with any of the addresses in either tuple, NATed ones too", function()
+    filled()
+    assert(ns.handle():create(NATED))
+    local list = flows(function(f)
+      return ns.conntrack.in_prefix(f.orig_src, "10.0.0.1", "fd00::/126") or
+             ns.conntrack.in_prefix(f.orig_dst, "10.0.0.1", "fd00::/126") or
+             ns.conntrack.in_prefix(f.reply_src, "10.0.0.1", "fd00::/126") or
+             ns.conntrack.in_prefix(f.reply_dst, "10.0.0.1", "fd00::/126")
+    end)
+    local out, err, status = ctl.ours("-L --addr 10.0.0.1,fd00::/126")
+    ctl.assert_same_stdout(out, lines_for(list))
+    assert.equal(#list .. " flow entries have been shown.\n", ctl.our_stderr(err))
+    assert.equal(0, status)
+    assert.matches("src=10.9.0.1 dst=203.0.113.5 ", out, 1, true)
+  end)
+
+  it("deletes with --addr and conntrack's options together, nothing else", function()
+    filled()
+    assert(ns.handle():create(NATED))
+    local gone = flows{ addr = "10.0.0.1", proto = "udp" }
+    local kept = flows(function(f) return not f:match{ addr = "10.0.0.1", proto = "udp" } end)
+    assert.equal(2, #gone)
+    local out, _, status = ctl.ours("-D -p udp --addr 10.0.0.1")
+    ctl.assert_same_stdout(out, lines_for(gone))
+    assert.equal(0, status)
+    ctl.assert_same_stdout(lines_for(flows()), lines_for(kept))
+  end)
+
+  it("refuses an invalid address, and a second --addr, touching nothing", function()
+    filled()
+    local before = ctl.snapshot()
+    for _, args in ipairs{ "-D --addr 10.0.0.999", "-D --addr 10.0.0.1,", "-D --addr 10.0.0.1 --addr 10.0.0.2",
+                           "-D --addr 10.0.0.0/33" } do
+      local _, _, status = ctl.ours(args)
+      assert.equal(2, status, args)
+    end
+    ctl.assert_same_table(ctl.snapshot(), before)
+  end)
+
+  it("selects only the flows for which every --where holds", function()
+    filled()
+    local list = flows(function(f) return f.proto == "tcp" and f.mark >= 0x10 end)
+    assert.is_true(#list > 0)
+    local out, _, status = ctl.ours("-L " .. where('proto == "tcp"') .. " " .. where("mark >= 0x10"))
+    ctl.assert_same_stdout(out, lines_for(list))
+    assert.equal(0, status)
+  end)
+
+  it("has u32 bit operations, in_prefix and status flags as the filters read them", function()
+    filled()
+    local list = flows{ mark = { 0x10, 0xf0 }, status = "UNREPLIED", orig_src = { "10.0.0.0/24", "fd00::/64" } }
+    assert.is_true(#list > 0)
+    local out, _, status = ctl.ours("-L " .. where('band(mark, 0xf0) == 0x10 and status.UNREPLIED and ' ..
+                                                   'in_prefix(orig_src, "10.0.0.0/24", "fd00::/64")'))
+    ctl.assert_same_stdout(out, lines_for(list))
+    assert.equal(0, status)
+    local _, err, bad = ctl.ours("-L " .. where("status.UNREPLYED"))
+    assert.equal(1, bad)
+    assert.matches('unknown status flag "UNREPLYED"', err, 1, true)
+  end)
+end)
+
+describe("-R with lines that fail", function()
+  it("runs every line and reports each failure with its line number", function()
+    local path = file("-I -p udp -s 10.7.0.1 -d 10.7.0.2 --sport 1 --dport 2 -t 100\n"
+      .. "# a comment\n"
+      .. "-I -p udp -s 10.7.0.1 -d 10.7.0.2 --sport 1 --dport 2 -t 100\n"
+      .. "-I -p udp -s 10.7.0.1 -d 10.7.0.3 --sport 1 --dport 2 -t 100\n"
+      .. "-I -p udp -s 10.7.0.1 -d 10.7.0.2 --sport 1 --dport 2 -t 100\n")
+    local out, err, status = ctl.ours("-R " .. path)
+    assert.equal("", out)
+    assert.equal("line 3: Operation failed: Such conntrack exists, try -U to update\n"
+      .. "line 5: Operation failed: Such conntrack exists, try -U to update\n", ctl.our_stderr(err))
+    assert.equal(1, status)
+    assert.equal(2, ns.handle():count())
+  end)
+end)
+
 describe("-o json", function()
   local SCALARS = { "family", "proto", "orig_src", "orig_dst", "reply_src", "reply_dst", "orig_sport", "orig_dport",
                     "reply_sport", "reply_dport", "icmp_type", "icmp_code", "icmp_id", "state", "orig_vtag",

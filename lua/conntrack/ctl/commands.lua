@@ -196,6 +196,7 @@ function M.filter(cmd, purpose)
   if purpose == "delete" and fields.timeout then f.timeout = fields.timeout end
   if purpose == "delete" or purpose == "update" then f.id = fields.id end
   if cmd.label_bits then f.labels = cmd.label_bits end
+  if cmd.addr then f.addr = cmd.addr end
   preds[#preds + 1] = nat_predicate(cmd)
   if cmd.where_fn then preds[#preds + 1] = cmd.where_fn end
   if #preds == 1 then

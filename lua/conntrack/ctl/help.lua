@@ -60,7 +60,9 @@ M.EXTENSIONS =
   "\n" ..
   "lua-conntrack options:\n" ..
   "  --where expr\t\t\tOnly flows for which a Lua expression over their fields holds\n" ..
-  "  \t\t\t\t(-L, -D, -U, -E), e.g. 'orig_dport == 443'\n" ..
+  "  \t\t\t\t(-L, -D, -U, -E), e.g. 'orig_dport == 443'; several: all of them\n" ..
+  "  --addr ADDR[,ADDR...]\t\tOnly flows with one of these addresses or prefixes in either\n" ..
+  "  \t\t\t\ttuple, original or reply (-L, -D, -U, -E)\n" ..
   "  --handler file\t\tFor -E: a Lua file returning { new = fn, update = fn,\n" ..
   "  \t\t\t\tdestroy = fn, overflow = fn }, each called as fn(flow, ct)\n" ..
   "  --strict\t\t\tFor -E: stop at the first error of a handler or of --where\n" ..

@@ -78,6 +78,7 @@ local LEGAL = {
 -- What only lua-conntrack has, and where it makes sense.
 local EXTENSIONS = {
   where = { CT_LIST = true, CT_DELETE = true, CT_UPDATE = true, CT_EVENT = true },
+  addr = { CT_LIST = true, CT_DELETE = true, CT_UPDATE = true, CT_EVENT = true },
   handler = { CT_EVENT = true }, resync = { CT_EVENT = true }, strict = { CT_EVENT = true },
   netns = "any",
 }
@@ -98,7 +99,7 @@ local LONGS = {
   long("any-nat", 2, "j"), long("zone", 1, "w"), long("label", 1, "l"), long("label-add", 1, "<"),
   long("label-del", 2, ">"), long("orig-zone", 1, "("), long("reply-zone", 1, ")"),
   long("where", 1, "where", true), long("handler", 1, "handler", true), long("netns", 1, "netns", true),
-  long("resync", 0, "resync", true), long("strict", 0, "strict", true),
+  long("resync", 0, "resync", true), long("strict", 0, "strict", true), long("addr", 1, "addr", true),
 }
 
 local CMD_TYPE = {
@@ -492,8 +493,21 @@ function M.parse(argv, warn)
       st.given["buffer-size"] = true
       st.buffer_size = strict_number(optarg, 10, 0x7fffffff) or bad_value(optarg, "-b")
     elseif c == "where" then
+      -- several --where: every one must hold
+      local fn, before = where.compile(optarg), st.where_fn
       st.where = optarg
-      st.where_fn = where.compile(optarg)
+      st.where_fn = before and function(flow) return before(flow) and fn(flow) end or fn
+    elseif c == "addr" then
+      -- ADDR[,ADDR...]: the module's `addr`, any of a flow's four addresses
+      if st.addr then usage("--addr given twice: list the addresses of one, separated by commas") end
+      st.addr = {}
+      for item in (optarg .. ","):gmatch("([^,]*),") do
+        local family, bytes, plen = addr.parse_cidr(item)
+        if not family or plen == false or item:find("/", 1, true) and not plen then
+          usage(("invalid address `%s' with --addr"):format(item))
+        end
+        st.addr[#st.addr + 1] = addr.text(family, bytes) .. (plen and "/" .. plen or "")
+      end
     elseif c == "handler" then
       st.handler = optarg
     elseif c == "netns" then
@@ -514,7 +528,7 @@ function M.parse(argv, warn)
     usage("cannot specify `--src-nat' or `--dst-nat' with `--any-nat'")
   end
   opt_check(st.given, OPTION_NAMES, LEGAL[command] or {}, BASE_PAIRS, BASE_PAIRS_MSG)
-  for _, ext in ipairs({ "where", "handler", "resync", "strict" }) do
+  for _, ext in ipairs({ "where", "addr", "handler", "resync", "strict" }) do
     if st[ext] and not (EXTENSIONS[ext][command]) then
       usage(("Illegal option `--%s' with this command"):format(ext))
     end

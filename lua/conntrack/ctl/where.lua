@@ -29,6 +29,13 @@ local SAFE = {
   math = copy(math), string = copy(string), tonumber = tonumber, tostring = tostring, type = type,
   pairs = pairs, ipairs = ipairs,
 }
+-- the module's u32 bit operations and prefix test, the same on every Lua
+local has_module, conntrack = pcall(require, "conntrack")
+if has_module then
+  for _, name in ipairs({ "band", "bor", "bxor", "bnot", "lshift", "rshift", "in_prefix" }) do
+    SAFE[name] = conntrack[name]
+  end
+end
 
 -- ---- the names an expression reads from its environment ----
 
