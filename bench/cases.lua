@@ -46,6 +46,47 @@ end
 function cases.delete_prefix() return assert(ct:delete{ orig_src = "10.0.0.0/9" }) end
 function cases.delete_mark() return assert(ct:delete{ mark = { 1, 1 } }) end
 
+-- 5,000 prefixes of both families and many lengths, none matching the
+-- table, and 10.0.0.0/9 (half the table): a policy's set of prefixes
+local function prefix_set()
+  local list = {}
+  for i = 0, 4998 do
+    local k = i % 5
+    if k == 0 then list[#list + 1] = ("172.%d.%d.0/24"):format(16 + i % 16, i % 256)
+    elseif k == 1 then list[#list + 1] = ("198.%d.%d.%d/32"):format(18 + i % 2, i % 256, (i * 7) % 256)
+    elseif k == 2 then list[#list + 1] = ("100.%d.0.0/16"):format(64 + i % 64)
+    elseif k == 3 then list[#list + 1] = ("2001:db8:%x::/48"):format(i)
+    else list[#list + 1] = ("fd77:%x:%x::1/128"):format(i, i % 7) end
+  end
+  list[#list + 1] = "10.0.0.0/9"
+  return list
+end
+
+function cases.one_prefix()
+  local n = 0
+  for _ in ct:dump{ orig_src = "10.0.0.0/9" } do n = n + 1 end
+  return n
+end
+
+function cases.prefix_set()
+  local n = 0
+  for _ in ct:dump{ orig_src = prefix_set() } do n = n + 1 end
+  return n
+end
+
+-- the same set in a Lua predicate that tries each prefix in turn
+function cases.prefix_scan()
+  local list, n = prefix_set(), 0
+  local in_prefix = conntrack.in_prefix
+  for _ in ct:dump(function(f)
+    for _, p in ipairs(list) do if in_prefix(f.orig_src, p) then return true end end
+    return false
+  end) do n = n + 1 end
+  return n
+end
+
+function cases.delete_set() return assert(ct:delete{ addr = prefix_set() }) end
+
 -- counts events until `quiet` seconds pass without one
 function cases.events()
   local sub = assert(ct:events{ "new", "destroy" })

@@ -122,12 +122,25 @@ for _, n in ipairs(sizes) do
   row(t, "mark filter in Lua (predicate)", user)
   row(t, "mark filter in the kernel (mark/mask)", measure(LUA .. "kernel_mark", reps), user)
 
+  local one = measure(LUA .. "one_prefix", reps)
+  assert(tonumber(one.out) == n // 2, "one prefix: " .. one.out)
+  row(t, "dump{ orig_src = one prefix } (half)", one)
+  local set = measure(LUA .. "prefix_set", reps)
+  assert(set.out == one.out, "a set of 5,000 prefixes: " .. set.out)
+  row(t, "dump{ orig_src = 5,000 prefixes }", set, one)
+  if n <= 20000 then
+    row(t, "the same 5,000 in a Lua loop (in_prefix each)", measure(LUA .. "prefix_scan", 1), one)
+  end
+
   local refill = function() fill(n) end
   local cd = measure("conntrack -D -s 10.0.0.0/9 > /dev/null 2>&1", del_reps, refill)
   row(t, "conntrack -D -s 10.0.0.0/9 (half)", cd)
   local ours = measure(LUA .. "delete_prefix", del_reps, refill)
   assert(tonumber(ours.out) == n // 2, "deleted " .. ours.out)
   row(t, "ct:delete{ orig_src = '10.0.0.0/9' }", ours, cd)
+  local by_set = measure(LUA .. "delete_set", del_reps, refill)
+  assert(tonumber(by_set.out) == n // 2, "deleted by set " .. by_set.out)
+  row(t, "ct:delete{ addr = 5,000 prefixes }", by_set, ours)
   if have_ctl then
     row(t, "ctl.lua -D -s 10.0.0.0/9", measure("lua5.4 lua/ctl.lua -D -s 10.0.0.0/9 > /dev/null 2>&1",
       del_reps, refill), cd)

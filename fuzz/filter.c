@@ -2,8 +2,10 @@
  * fuzz/filter.c: libFuzzer target for everything that parses a user's
  * argument: filters (addresses, prefixes, masks, ports, names) and update's
  * changes, compiled then matched against a sample flow. The input is lines
- * "key=value": an integer, "a,b" (a { value, mask } pair), true/false, or a
- * string; and lines "meta=MODE[:value]" that give the table and the pairs in
+ * "key=value": an integer, "a,b" (a { value, mask } pair), true/false, a
+ * string ("!..." negated), or "x|y|z" (a list of such values); a key
+ * "anyD.key" (D a digit) puts key=value in alternative D of the filter's
+ * `any`, nestable ("any1.any2.orig_src=..."); and lines "meta=MODE[:value]" that give the table and the pairs in
  * it a metatable whose __index (or __len) returns that value, raises, runs a
  * full collection, adds a key to the table or returns the table itself, as
  * a hostile script's argument would. No netlink I/O happens.
@@ -19,11 +21,11 @@ int luaopen_conntrack(lua_State *L);
 /* (table) -> compiles it as a filter and as changes, matches a flow */
 static int compile(lua_State *L)
 {
-	struct filter f;
+	const struct filter *f;
 	struct changes c;
 	struct nf_conntrack *ct;
 
-	lct_filter_parse(L, 1, &f);      /* may raise: nothing allocated yet */
+	f = lct_filter_parse(L, 1);      /* may raise: what it allocated is a userdata */
 	lct_filter_push_where(L, 1);     /* a lookup: __index runs */
 	lua_pop(L, 1);
 	if ((ct = nfct_new()) != NULL) {
@@ -31,7 +33,11 @@ static int compile(lua_State *L)
 		nfct_set_attr_u8(ct, ATTR_L4PROTO, 6);
 		nfct_set_attr_u32(ct, ATTR_ORIG_IPV4_SRC, htonl(0x0a000001));
 		nfct_set_attr_u8(ct, ATTR_TCP_STATE, 3);
-		lct_filter_match(&f, ct);
+		nfct_set_attr_u32(ct, ATTR_REPL_IPV4_SRC, htonl(0xc0a80117));
+		nfct_set_attr_u16(ct, ATTR_ORIG_PORT_DST, htons(53));
+		lct_filter_match(f, ct);
+		lct_filter_on_message(f);
+		lct_filter_kernel_exact(f, CAP_KERNEL_DELETE);
 		nfct_destroy(ct);
 	}
 	lct_changes_parse(L, 1, &c);
@@ -102,9 +108,19 @@ static void push_value(lua_State *L, const char *v)
 {
 	char *end;
 	long long n = strtoll(v, &end, 0);
-	const char *comma = strchr(v, ',');
+	const char *comma = strchr(v, ','), *bar = strchr(v, '|');
 
-	if (*v && *end == '\0') {
+	if (bar) {
+		char *copy = strdup(v), *item, *save;
+		lua_Integer i = 0;
+		lua_newtable(L);
+		for (item = strtok_r(copy, "|", &save); copy && item; item = strtok_r(NULL, "|", &save)) {
+			push_value(L, item);
+			lua_rawseti(L, -2, ++i);
+		}
+		free(copy);
+		set_meta(L);
+	} else if (*v && *end == '\0') {
 		lua_pushinteger(L, n);
 	} else if (comma) {
 		lua_createtable(L, 2, 0);
@@ -118,6 +134,31 @@ static void push_value(lua_State *L, const char *v)
 	} else {
 		lua_pushstring(L, v);
 	}
+}
+
+/* key=value (value at the top, popped) into the filter at idx; "anyD.rest"
+ * goes into alternative D of its `any`. */
+static void set_key(lua_State *L, int idx, const char *key)
+{
+	if (strncmp(key, "any", 3) == 0 && key[3] >= '0' && key[3] <= '9' && key[4] == '.') {
+		if (lua_getfield(L, idx, "any") != LUA_TTABLE) {
+			lua_pop(L, 1);
+			lua_newtable(L);
+			lua_pushvalue(L, -1);
+			lua_setfield(L, idx, "any");
+		}
+		if (lua_rawgeti(L, -1, key[3] - '0' + 1) != LUA_TTABLE) {
+			lua_pop(L, 1);
+			lua_newtable(L);
+			lua_pushvalue(L, -1);
+			lua_rawseti(L, -3, key[3] - '0' + 1);
+		}
+		lua_rotate(L, -3, -1);        /* value to the top */
+		set_key(L, lua_gettop(L) - 1, key + 5);
+		lua_pop(L, 2);
+		return;
+	}
+	lua_setfield(L, idx, key);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -164,7 +205,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			continue;
 		*eq = '\0';
 		push_value(L, eq + 1);
-		lua_setfield(L, -2, line);
+		set_key(L, lua_gettop(L) - 1, line);
 	}
 	set_meta(L);
 	if (lua_pcall(L, 1, 0, 0) != LUA_OK)
