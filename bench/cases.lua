@@ -74,17 +74,6 @@ function cases.prefix_set()
   return n
 end
 
--- the same set in a Lua predicate that tries each prefix in turn
-function cases.prefix_scan()
-  local list, n = prefix_set(), 0
-  local in_prefix = conntrack.in_prefix
-  for _ in ct:dump(function(f)
-    for _, p in ipairs(list) do if in_prefix(f.orig_src, p) then return true end end
-    return false
-  end) do n = n + 1 end
-  return n
-end
-
 function cases.delete_set() return assert(ct:delete{ addr = prefix_set() }) end
 
 -- counts events until `quiet` seconds pass without one

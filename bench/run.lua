@@ -128,9 +128,6 @@ for _, n in ipairs(sizes) do
   local set = measure(LUA .. "prefix_set", reps)
   assert(set.out == one.out, "a set of 5,000 prefixes: " .. set.out)
   row(t, "dump{ orig_src = 5,000 prefixes }", set, one)
-  if n <= 20000 then
-    row(t, "the same 5,000 in a Lua loop (in_prefix each)", measure(LUA .. "prefix_scan", 1), one)
-  end
 
   local refill = function() fill(n) end
   local cd = measure("conntrack -D -s 10.0.0.0/9 > /dev/null 2>&1", del_reps, refill)
