@@ -528,6 +528,24 @@ void lct_check_addr(lua_State *L, int idx, const char *key, struct addr *a, int 
 	}
 }
 
+/* How many items the list at idx holds; anything but 1..n keys raises. */
+lua_Integer lct_check_list(lua_State *L, int idx, const char *key)
+{
+	lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
+
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		lua_pop(L, 1);
+		if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n)
+			luaL_error(L, "bad argument '%s': expected a list, got a table with key %s", key,
+			           lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1));
+		count++;
+	}
+	if (count == 0)
+		luaL_error(L, "bad argument '%s': an empty list matches nothing", key);
+	return n;
+}
+
 int lct_check_proto(lua_State *L, int idx, const char *key)
 {
 	if (lua_type(L, idx) == LUA_TSTRING) {

@@ -181,6 +181,7 @@ int  lct_field_read_addr(const struct nf_conntrack *ct, int field, struct addr *
 void lct_field_set(lua_State *L, int idx, const char *key, struct nf_conntrack *ct, int field);
 
 void lct_check_addr(lua_State *L, int idx, const char *key, struct addr *a, int allow_prefix);
+lua_Integer lct_check_list(lua_State *L, int idx, const char *key);   /* a non-empty list's length */
 int  lct_check_proto(lua_State *L, int idx, const char *key);
 int  lct_check_family(lua_State *L, int idx, const char *key);
 struct nfct_bitmask *lct_check_labels(lua_State *L, int idx, const char *key);
@@ -201,7 +202,6 @@ int  lct_prefixes_has(const struct prefixes *p, const struct addr *a);
 uint32_t lct_prefixes_count(const struct prefixes *p);
 int  lct_prefixes_family(const struct prefixes *p);     /* AF_INET, AF_INET6, or 0: both */
 void lct_prefixes_first(const struct prefixes *p, struct addr *a);
-lua_Integer lct_check_list(lua_State *L, int idx, const char *key);   /* a non-empty list's length */
 void lct_prefixes_open(lua_State *L, int module);
 
 /* ---- bits.c: u32 bit operations on every Lua ---- */

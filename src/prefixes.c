@@ -140,24 +140,6 @@ static void push_unnegated(lua_State *L, int idx, const char *key, int *negate)
 	lua_pushstring(L, s + *negate);
 }
 
-/* How many items the list at idx holds; anything but 1..n keys raises. */
-lua_Integer lct_check_list(lua_State *L, int idx, const char *key)
-{
-	lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
-
-	lua_pushnil(L);
-	while (lua_next(L, idx)) {
-		lua_pop(L, 1);
-		if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n)
-			luaL_error(L, "bad argument '%s': expected a list, got a table with key %s", key,
-			           lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1));
-		count++;
-	}
-	if (count == 0)
-		luaL_error(L, "bad argument '%s': an empty list matches nothing", key);
-	return n;
-}
-
 /* One address or prefix, or a list of them, at idx into a new set pushed
  * on the stack (a userdata: the collector frees it, an error leaks
  * nothing). *negate: the addresses were written "!a" (all of them, or
