@@ -130,14 +130,27 @@ describe("conntrack.parse", function()
 end)
 
 describe("filters from the fuzz corpus", function()
-  -- the same decoding as fuzz/filter.c: lines key=value, and meta=MODE[:value]
-  -- for the metatable of the table and of the pairs in it
+  -- the same decoding as fuzz/filter.c: lines key=value ("x|y" a list,
+  -- "anyD.key" a key of alternative D of `any`), and meta=MODE[:value] for
+  -- the metatable of the table and of the pairs and lists in it
   local function decode(text)
     local t, mt = {}, nil
     local function value_of(value)
+      if value:find("|", 1, true) then
+        local list = {}
+        for item in value:gmatch("[^|]+") do list[#list + 1] = value_of(item) end
+        return setmetatable(list, mt)
+      end
       local a, b = value:match("^(%-?%w+),(%-?%w+)$")
       local pair = a and setmetatable({ tonumber(a), tonumber(b) }, mt)
       return tonumber(value) or pair or (value == "true") or (value ~= "false" and value) or false
+    end
+    local function set(into, key, value)
+      local d, rest = key:match("^any(%d)%.(.*)$")
+      if not d then into[key] = value; return end
+      into.any = into.any or {}
+      into.any[d + 1] = into.any[d + 1] or {}
+      set(into.any[d + 1], rest, value)
     end
     local function raise() error("metatable raised") end
     local MODES = {
@@ -160,7 +173,7 @@ describe("filters from the fuzz corpus", function()
       end
     end
     for key, value in text:gmatch("([^\n=]+)=([^\n]*)") do
-      if key ~= "meta" then t[key] = value_of(value) end
+      if key ~= "meta" then set(t, key, value_of(value)) end
     end
     return setmetatable(t, mt)
   end
