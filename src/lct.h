@@ -209,7 +209,13 @@ void lct_bits_open(lua_State *L, int module);
 
 /* ---- filter.c: a filter table -> kernel request + exact match in C ---- */
 #define FIELD_ADDR FIELD_COUNT     /* the filter's `addr`: any of the four addresses */
-struct values;
+/* A list of integers: items[0, nexact) under the full mask, sorted for a
+ * binary search, then the { value, mask } pairs. */
+struct value_mask { uint64_t value, mask; };
+struct values {
+	uint32_t n, nexact;
+	struct value_mask items[];
+};
 struct term {
 	int field;                 /* a field id, or FIELD_ADDR */
 	int negate;                /* written "!...": holds when the value does not match */
@@ -237,13 +243,16 @@ struct filter {
 };
 
 const struct filter *lct_filter_parse(lua_State *L, int idx);   /* pushes the compiled filter */
-int  lct_filter_match(const struct filter *f, const struct nf_conntrack *ct);
 int  lct_filter_is_empty(const struct filter *f);
 int  lct_filter_kernel_exact(const struct filter *f, unsigned int caps);
-int  lct_filter_on_message(const struct filter *f);
-int  lct_filter_match_message(const struct filter *f, const struct nlmsghdr *nlh);
 void lct_filter_to_request(const struct filter *f, struct nlmsghdr *nlh);
 void lct_filter_push_where(lua_State *L, int idx);
+
+/* ---- match.c: a compiled filter against a flow or a message, no Lua ---- */
+extern const uint8_t lct_state_protos[3];   /* tcp, sctp, dccp: the protocols of term.states */
+int  lct_filter_match(const struct filter *f, const struct nf_conntrack *ct);
+int  lct_filter_on_message(const struct filter *f);
+int  lct_filter_match_message(const struct filter *f, const struct nlmsghdr *nlh);
 
 /* ---- change.c: what update changes ---- */
 struct changes {
