@@ -63,6 +63,12 @@ demo: $(BUILD)/conntrack.so
 test: $(BUILD)/conntrack.so
 	$(IN_NETNS) $(TEST_ENV) $(BUSTED) $(BUSTED_ARGS)
 
+# Fast feedback while editing: the suite less its #slow tests (repetitions
+# at scale, races, soaks) and the #long cases of the differential families
+# (each family keeps its first case); `make test` runs everything.
+check: $(BUILD)/conntrack.so
+	$(IN_NETNS) $(TEST_ENV) $(BUSTED) --exclude-tags=slow,long $(BUSTED_ARGS)
+
 # The whole suite on every Lua this project supports.
 test-all:
 	$(MAKE) test LUA=lua5.4 && $(MAKE) test LUA=lua5.3 && $(MAKE) test LUA=lua5.1 && $(MAKE) test LUA=luajit
@@ -175,4 +181,4 @@ rock:
 clean:
 	rm -rf conntrack.so src/*.o build bench/floor fuzz/*-fuzzer fuzz/out
 
-.PHONY: all deps deps-cross demo test test-all fuzz bench bench-quick check-memory check-asan check-valgrind check-cross install rock clean
+.PHONY: all deps deps-cross demo test check test-all fuzz bench bench-quick check-memory check-asan check-valgrind check-cross install rock clean
