@@ -227,7 +227,9 @@ describe("ct:delete(filter)", function()
       local left, deadline = nil, os.time() + 10
       repeat left = assert(ct:count()) until left <= total - 1000 or os.time() > deadline
       assert(ct:flush())
-      f = assert(io.open(done, "w")); f:write(left); f:close()
+      -- written whole, then named: a reader never sees the file empty
+      f = assert(io.open(done .. ".part", "w")); f:write(left); f:close()
+      assert(os.rename(done .. ".part", done))
     ]]
 
     local function wait_for(path)
