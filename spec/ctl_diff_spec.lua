@@ -529,16 +529,18 @@ describe("flows in directional zones", function()
     end)
   end
 
-  it("updates a flow of an original-direction zone, which conntrack 1.4.7 fails to find #diff", function()
+  -- What 1.4.7 does varies from run to run with the order its dump meets the
+  -- flows in (measured: all three updated; or "Operation failed: No such
+  -- file or directory", two counted and one left; or three counted and one
+  -- left); it always exits 0, and updates the flow of no zone.
+  it("updates every flow of a directional zone, where conntrack 1.4.7 may leave one #diff", function()
     local other = ctl.twin{ flows = ZONED }
     finally(other.stop)
     local args = "-U -s 10.1.0.1 -m 9"
     local _, err, status = ctl.theirs(args)
-    assert.equal("Operation failed: No such file or directory\n2 flow entries have been updated.\n",
-                 ctl.their_stderr(err))
     assert.equal(0, status)
-    assert.matches("sport=13 .* mark=1 ", ctl.table_text(nil, "-p udp --sport 13"))
-    assert.matches("sport=14 .* mark=9 ", ctl.table_text(nil, "-p udp --sport 14"))
+    assert.matches("%d flow entries have been updated%.\n$", ctl.their_stderr(err))
+    assert.matches(" mark=9 ", ctl.table_text(nil, "-p udp --sport 15"))
     local _, err2, status2 = ctl.ours(args, other)
     assert.equal("3 flow entries have been updated.\n", ctl.our_stderr(err2))
     assert.equal(0, status2)

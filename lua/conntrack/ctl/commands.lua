@@ -9,10 +9,11 @@
 -- Where conntrack-tools 1.4.7 is wrong, lua-conntrack is right:
 --  * -F -f ipv6 empties only the IPv6 flows (1.4.7 emptied everything);
 --  * -U without an address works (1.4.7: "Operation not supported"), updates
---    flows of an original-direction zone (1.4.7 says "Operation failed: No
---    such file or directory", leaves them and exits 0; reply-direction zones
---    it updates), counts only flows it changed and prints each of them (1.4.7
---    printed some);
+--    every flow of a directional zone (1.4.7, depending on the order it meets
+--    them, may leave one, saying "Operation failed: No such file or
+--    directory" or counting it as updated, and exit 0; see ctl_diff_spec),
+--    counts only flows it changed and prints each of them (1.4.7 printed
+--    some);
 --  * -D -t N alone deletes only flows with timeout N (1.4.7 deleted all);
 --  * --dst-nat/--src-nat/--any-nat with an IPv6 address compare it (1.4.7
 --    ignored it and matched any NAT);
