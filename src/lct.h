@@ -227,6 +227,9 @@ void lct_changes_parse(lua_State *L, int idx, struct changes *c);
 void lct_changes_put(const struct changes *c, const struct nf_conntrack *old, struct nlmsghdr *nlh);
 int  lct_changes_needed(const struct changes *c, const struct nf_conntrack *ct);
 
+/* ---- flow_json.c: a parsed flow as the JSON object json.c writes ---- */
+void lct_push_json(lua_State *L, const struct nf_conntrack *ct);
+
 /* ---- flow.c ---- */
 /* A flow's nf_conntrack lives inside the userdata (so the collector counts
  * its size) unless it owns heap memory of its own (labels, security
@@ -241,6 +244,7 @@ struct flow *lct_flow_new(lua_State *L);  /* pushes an empty flow */
 struct format {                  /* conntrack's -o, for nfct_snprintf */
 	unsigned int type, flags;
 	int labels;
+	int json;                    /* a JSON object instead (flow_json.c) */
 };
 void lct_check_format(lua_State *L, int idx, struct format *fmt);
 int  lct_push_line(lua_State *L, const struct nf_conntrack *ct, unsigned int ptype, uint32_t portid,
@@ -285,6 +289,14 @@ static inline uint64_t msg_be64(const struct nlattr *attr)
 #define MSG_LINE_MAX 1024          /* longer than any line format.c writes */
 int  msg_format_line(char *buf, const struct nlmsghdr *nlh, unsigned int ptype, unsigned int flags, int labels);
 char *msg_addr_text(char *out, int family, const void *addr);   /* out: INET6_ADDRSTRLEN bytes */
+
+/* ---- json.c: a flow's JSON object from a validated message, no Lua ---- */
+#define MSG_JSON_MAX 2048          /* longer than any object json.c writes */
+int  msg_format_json(char *buf, const struct nlmsghdr *nlh);   /* its length, or -1: flow_json.c's */
+char *msg_json_uint(char *p, uint64_t v);
+char *msg_json_string(char *p, const char *s, size_t len);      /* p: 6 * len + 2 bytes */
+char *msg_json_status(char *p, uint32_t status);
+char *msg_json_key(char *p, const char *name, int *members);
 
 /* ---- parse.c: a message into an nf_conntrack, no Lua ---- */
 int  msg_parse(const struct nlmsghdr *nlh, struct nf_conntrack *ct);       /* checked, then parsed: 0, or -1 */
