@@ -19,6 +19,7 @@
 #include "compat.h"
 #include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
 
 #define LCT_VERSION "0.1.0"
 
@@ -290,6 +291,24 @@ static inline uint64_t msg_be64(const struct nlattr *attr)
 int  msg_format_line(char *buf, const struct nlmsghdr *nlh, unsigned int ptype, unsigned int flags, int labels);
 char *msg_addr_text(char *out, int family, const void *addr);   /* out: INET6_ADDRSTRLEN bytes */
 
+/* ---- view.c: a validated message's fields, found once, no Lua ---- */
+struct msg_tuple {
+	const struct nlattr *src, *dst, *sport, *dport, *proto, *zone;
+	const struct nlattr *icmp[3];     /* type, code, id (of ICMP or ICMPv6) */
+};
+struct msg_view {
+	const struct nlattr *tb[CTA_LABELS + 1];
+	uint8_t family, proto;
+	struct msg_tuple orig, reply;
+	const struct nlattr *state, *vtag[2];   /* state: of the flow's own protocol */
+	const struct nlattr *counters[2][2];    /* [orig, reply][packets, bytes] */
+	const struct nlattr *start, *stop;
+};
+int  msg_view(const struct nlmsghdr *nlh, struct msg_view *v);   /* 0, or -1: the library's */
+int  msg_view_nat(const struct msg_view *v, int dnat);           /* 0, 1, or -1: unknown */
+uint16_t msg_be16(const struct nlattr *attr);
+uint64_t msg_counter(const struct nlattr *attr);                 /* a 32- or 64-bit counter */
+
 /* ---- json.c: a flow's JSON object from a validated message, no Lua ---- */
 #define MSG_JSON_MAX 2048          /* longer than any object json.c writes */
 int  msg_format_json(char *buf, const struct nlmsghdr *nlh);   /* its length, or -1: flow_json.c's */
@@ -340,6 +359,10 @@ __attribute__((visibility("default"))) int luaopen_conntrack(lua_State *L);
 void lct_dump_open(lua_State *L);
 int  lct_dump(lua_State *L);
 void lct_ops_register(lua_State *L);
+
+/* ---- aggregate.c: flows grouped by keys, summed while the dump streams ---- */
+void lct_aggregate_open(lua_State *L);
+int  lct_aggregate(lua_State *L);
 
 /* ---- events.c ---- */
 void lct_events_open(lua_State *L);
