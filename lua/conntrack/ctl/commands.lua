@@ -255,6 +255,10 @@ local function list(cmd, ct)
   if cmd.status and #cmd.status.set == 0 and #cmd.status.clear == 0 then
     failed("CT_LIST", nil, ERRNO.EINVAL)
   end
+  if cmd.group_by then
+    return require("conntrack.ctl.top").list(cmd, ct, f, opts, function(msg, errno) failed("CT_LIST", msg, errno) end,
+                                             options.usage)
+  end
   local printer = output.printer(cmd, { command = "CT_LIST" })
   if f and printer.format then
     -- the lines of a whole datagram at a time, with their number

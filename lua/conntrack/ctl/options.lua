@@ -79,7 +79,7 @@ local LEGAL = {
 local EXTENSIONS = {
   where = { CT_LIST = true, CT_DELETE = true, CT_UPDATE = true, CT_EVENT = true },
   handler = { CT_EVENT = true }, resync = { CT_EVENT = true }, strict = { CT_EVENT = true },
-  netns = "any",
+  netns = "any", group_by = { CT_LIST = true }, top = { CT_LIST = true }, sort = { CT_LIST = true },
 }
 
 local SHORTS = ":L::I::U::D::G::E::F::A::hVs:d:r:q:p:t:u:e:a:z[:]:{:}:m:i:f:o:n::g::c:b:C::Sj::w:l:<:>::(:):"
@@ -99,7 +99,12 @@ local LONGS = {
   long("label-del", 2, ">"), long("orig-zone", 1, "("), long("reply-zone", 1, ")"),
   long("where", 1, "where", true), long("handler", 1, "handler", true), long("netns", 1, "netns", true),
   long("resync", 0, "resync", true), long("strict", 0, "strict", true),
+  long("group-by", 1, "group-by", true), long("top", 1, "top", true), long("sort", 1, "sort", true),
 }
+
+-- --sort: the sums a grouping orders by
+local SORTS = { bytes = true, packets = true, flows = true, orig_packets = true, orig_bytes = true,
+                reply_packets = true, reply_bytes = true }
 
 local CMD_TYPE = {
   L = { "CT_LIST", "EXP_LIST" }, I = { "CT_CREATE", "EXP_CREATE" }, D = { "CT_DELETE", "EXP_DELETE" },
@@ -501,6 +506,19 @@ function M.parse(argv, warn)
       st.netns = optarg
     elseif c == "resync" or c == "strict" then
       st[c] = true
+    elseif c == "group-by" then
+      if optarg == "" or optarg:find(",,", 1, true) or optarg:find(",$") then
+        usage(("--group-by: empty key in `%s'"):format(optarg))
+      end
+      st.group_by = optarg
+    elseif c == "top" then
+      st.top = strict_number(optarg, 10, 0x3fffffff) or bad_value(optarg, "--top")
+    elseif c == "sort" then
+      if not SORTS[optarg] then
+        usage(("--sort: `%s' is none of flows, packets, bytes, orig_packets, orig_bytes, reply_packets, "
+               .. "reply_bytes"):format(optarg))
+      end
+      st.sort = optarg
     end
   end
 
@@ -514,10 +532,13 @@ function M.parse(argv, warn)
     usage("cannot specify `--src-nat' or `--dst-nat' with `--any-nat'")
   end
   opt_check(st.given, OPTION_NAMES, LEGAL[command] or {}, BASE_PAIRS, BASE_PAIRS_MSG)
-  for _, ext in ipairs({ "where", "handler", "resync", "strict" }) do
+  for _, ext in ipairs({ "where", "handler", "resync", "strict", "group_by", "top", "sort" }) do
     if st[ext] and not (EXTENSIONS[ext][command]) then
-      usage(("Illegal option `--%s' with this command"):format(ext))
+      usage(("Illegal option `--%s' with this command"):format((ext:gsub("_", "-"))))
     end
+  end
+  if (st.top or st.sort) and not st.group_by then
+    usage(("option `--%s' needs `--group-by'"):format(st.top and "top" or "sort"))
   end
   if st.output.summary and not st.output.json then
     failure("cannot use summary output without json, use -o json,summary")
