@@ -573,6 +573,7 @@ function M.run(cmd, ctx)
   local ct = ctx.open(cmd.netns)
   if command == "CT_FLUSH" then return flush(cmd, ct) end
   if command == "CT_EVENT" then return require("conntrack.ctl.events").run(cmd, ct, ctx) end
+  if command == "CT_LIVE" then return require("conntrack.ctl.live").run(cmd, ct, M.filter(cmd, "list")) end
   return HANDLERS[command](cmd, ct, ctx)
 end
 

@@ -74,12 +74,15 @@ local LEGAL = {
   CT_COUNT   = {}, EXP_COUNT = {}, CT_STATS = {}, EXP_STATS = {},
   CT_ADD     = { 3,3,3,3,1,1,2,0,0,0,0,0,0,2,2,0,0,2,2,0,0,0,0,2,0,2,0,2,2 },
 }
+-- --live takes -L's filters (not -z, -o)
+LEGAL.CT_LIVE = { 2,2,2,2,2,0,2,0,0,0,0,2,2,0,2,0,2,2,2,0,2,0,2,2,2,0,0,2,2 }
 
 -- What only lua-conntrack has, and where it makes sense.
 local EXTENSIONS = {
-  where = { CT_LIST = true, CT_DELETE = true, CT_UPDATE = true, CT_EVENT = true },
+  where = { CT_LIST = true, CT_DELETE = true, CT_UPDATE = true, CT_EVENT = true, CT_LIVE = true },
   handler = { CT_EVENT = true }, resync = { CT_EVENT = true }, strict = { CT_EVENT = true },
-  netns = "any", group_by = { CT_LIST = true }, top = { CT_LIST = true }, sort = { CT_LIST = true },
+  netns = "any", group_by = { CT_LIST = true, CT_LIVE = true }, top = { CT_LIST = true, CT_LIVE = true },
+  sort = { CT_LIST = true, CT_LIVE = true }, interval = { CT_LIVE = true },
 }
 
 local SHORTS = ":L::I::U::D::G::E::F::A::hVs:d:r:q:p:t:u:e:a:z[:]:{:}:m:i:f:o:n::g::c:b:C::Sj::w:l:<:>::(:):"
@@ -100,6 +103,7 @@ local LONGS = {
   long("where", 1, "where", true), long("handler", 1, "handler", true), long("netns", 1, "netns", true),
   long("resync", 0, "resync", true), long("strict", 0, "strict", true),
   long("group-by", 1, "group-by", true), long("top", 1, "top", true), long("sort", 1, "sort", true),
+  long("live", 0, "live", true), long("interval", 1, "interval", true),
 }
 
 -- --sort: the sums a grouping orders by
@@ -506,6 +510,12 @@ function M.parse(argv, warn)
       st.netns = optarg
     elseif c == "resync" or c == "strict" then
       st[c] = true
+    elseif c == "live" then
+      add_command(st, "CT_LIVE")
+    elseif c == "interval" then
+      local v = tonumber(optarg)
+      if not v or v < 0.1 or v > 3600 or not optarg:match("^[%d.]+$") then bad_value(optarg, "--interval") end
+      st.interval = v
     elseif c == "group-by" then
       if optarg == "" or optarg:find(",,", 1, true) or optarg:find(",$") then
         usage(("--group-by: empty key in `%s'"):format(optarg))
@@ -525,19 +535,19 @@ function M.parse(argv, warn)
   -- conntrack defaults the family of commands that build a flow
   local command = st.command
   if st.family == nil and command and not ({ CT_LIST = 1, CT_UPDATE = 1, CT_DELETE = 1, CT_GET = 1,
-                                             CT_FLUSH = 1, CT_EVENT = 1 })[command] then
+                                             CT_FLUSH = 1, CT_EVENT = 1, CT_LIVE = 1 })[command] then
     st.family = "ipv4"
   end
   if st.given["any-nat"] and (st.given["src-nat"] or st.given["dst-nat"]) then
     usage("cannot specify `--src-nat' or `--dst-nat' with `--any-nat'")
   end
   opt_check(st.given, OPTION_NAMES, LEGAL[command] or {}, BASE_PAIRS, BASE_PAIRS_MSG)
-  for _, ext in ipairs({ "where", "handler", "resync", "strict", "group_by", "top", "sort" }) do
+  for _, ext in ipairs({ "where", "handler", "resync", "strict", "group_by", "top", "sort", "interval" }) do
     if st[ext] and not (EXTENSIONS[ext][command]) then
       usage(("Illegal option `--%s' with this command"):format((ext:gsub("_", "-"))))
     end
   end
-  if (st.top or st.sort) and not st.group_by then
+  if (st.top or st.sort) and not st.group_by and command == "CT_LIST" then
     usage(("option `--%s' needs `--group-by'"):format(st.top and "top" or "sort"))
   end
   if st.output.summary and not st.output.json then
