@@ -16,66 +16,17 @@
 #include "lct.h"
 
 #define LCT_AGGREGATE "conntrack.aggregate"
-#define AGG_MAX_KEYS 16
-#define AGG_FN_BYTES 62            /* the longest string a key function may return */
 #define AGG_DEFAULT_MAX_GROUPS 100000
 
-/* One part of a group's key: a field, or (field -1) the key function. Each
- * is a fixed slot of the key: a presence byte, then its value. */
-struct part {
-	int field;
-	uint8_t plen4, plen6;          /* addresses: the prefix lengths kept */
-	size_t off, size;
-};
-
-enum sum { SUM_FLOWS, SUM_PACKETS, SUM_BYTES, SUM_ORIG_PACKETS, SUM_ORIG_BYTES, SUM_REPLY_PACKETS,
-           SUM_REPLY_BYTES };
 static const char *const sum_names[] = { "flows", "packets", "bytes", "orig_packets", "orig_bytes",
                                          "reply_packets", "reply_bytes", NULL };
 
 struct spec {
-	int nparts;
-	struct part parts[AGG_MAX_KEYS];
-	size_t key_len;
-	int sort, sort_given;
+	struct keys keys;
+	int sort;                      /* enum sum */
 	size_t top;                    /* 0: every group */
 	size_t max_groups;
 	uint16_t type;                 /* the dump request: the table, zeroing, or a list */
-};
-
-/* The sums of a group (0: original, 1: reply direction). */
-struct sums {
-	uint64_t flows, packets[2], bytes[2];
-};
-
-/* A group in the table: its sums, then its key. */
-struct group {
-	struct sums sums;
-	uint64_t rank;                 /* the sort's sum, once the dump is over */
-	uint32_t hash, key_len;
-	unsigned char key[];
-};
-
-/* ---- the table of groups: records side by side, found through an index
- * of (hash, record number + 1) pairs at most half full ---- */
-
-struct slot {
-	uint32_t hash, rec;            /* rec 0: empty */
-};
-
-/* Its memory is the Lua state's allocator's, outside the collector's
- * objects: grown in place (realloc), freed at once, and by the walk's
- * finalizer whatever ends the operation. */
-struct table {
-	struct slot *index;
-	unsigned char *records;
-	lua_Alloc alloc;
-	void *ud;
-	size_t cap, room, count, max, record;   /* index slots, records room, groups, the cap, bytes a record */
-	size_t key_len;
-	int counted;                   /* a flow had counters */
-	struct sums other;             /* the flows of groups past the cap */
-	uint64_t total;
 };
 
 /* The walk: its socket, the flow being parsed and the table, released by
@@ -86,7 +37,7 @@ struct walk {
 	struct nl_reply reply;
 	struct nf_conntrack *scratch;
 	int open;
-	struct table t;
+	struct groups t;
 	char buf[LCT_RECV_SIZE];
 };
 
@@ -101,115 +52,16 @@ static void walk_release(struct walk *w)
 	}
 }
 
-static void table_free(struct table *t)
-{
-	if (t->index)
-		t->alloc(t->ud, t->index, t->cap * sizeof(struct slot), 0);
-	if (t->records)
-		t->alloc(t->ud, t->records, t->room * t->record, 0);
-	t->index = NULL;
-	t->records = NULL;
-}
-
 static int walk_gc(lua_State *L)
 {
 	struct walk *w = luaL_checkudata(L, 1, LCT_AGGREGATE);
 
 	walk_release(w);
-	table_free(&w->t);
+	lct_groups_free(&w->t);
 	return 0;
 }
 
 /* ---- options ---- */
-
-static size_t part_size(int field)
-{
-	if (field < 0)
-		return 2 + AGG_FN_BYTES;                 /* presence and type, length, bytes */
-	switch (lct_fields[field].kind) {
-	case K_ADDR:   return 2 + 16;                /* family, prefix length, address */
-	case K_STATE:  return 2 + 8;                 /* presence, protocol, state */
-	case K_STRING: return 1 + 32;
-	default:       return 1 + 8;
-	}
-}
-
-/* "orig_src", "orig_src/24" (both families), "orig_src/24/64" (IPv4, IPv6) */
-static void check_key_name(lua_State *L, int idx, struct part *p)
-{
-	const char *s = lct_check_cstring(L, idx, "by"), *slash = strchr(s, '/');
-	size_t len = slash ? (size_t)(slash - s) : strlen(s);
-	char *end;
-	unsigned long n4 = 32, n6 = 128;
-
-	lua_pushlstring(L, s, len);
-	p->field = lct_field_lookup(L, -1);
-	lua_pop(L, 1);
-	if (p->field < 0)
-		luaL_error(L, "bad argument 'by': unknown field '%s'", s);
-	if (lct_fields[p->field].kind == K_LABELS || p->field == FIELD_SECCTX)
-		luaL_error(L, "bad argument 'by': flows are not grouped by '%s'", lct_fields[p->field].name);
-	if (slash) {
-		if (lct_fields[p->field].kind != K_ADDR)
-			luaL_error(L, "bad argument 'by': a prefix length is for addresses, not '%s'", s);
-		n4 = n6 = strtoul(slash + 1, &end, 10);
-		if (*end == '/')
-			n6 = strtoul(end + 1, &end, 10);
-		if (end == slash + 1 || *end != '\0' || n4 > 128 || n6 > 128 || (end[-1] == '/'))
-			luaL_error(L, "bad argument 'by': invalid prefix length in '%s'", s);
-	}
-	p->plen4 = (uint8_t)(n4 > 32 ? 32 : n4);
-	p->plen6 = (uint8_t)n6;
-}
-
-static void add_part(lua_State *L, struct spec *s, int idx)
-{
-	struct part *p = &s->parts[s->nparts];
-
-	if (s->nparts == AGG_MAX_KEYS)
-		luaL_error(L, "bad argument 'by': at most %d keys", AGG_MAX_KEYS);
-	if (lua_type(L, idx) == LUA_TFUNCTION) {
-		p->field = -1;
-	} else if (lua_type(L, idx) == LUA_TSTRING) {
-		check_key_name(L, idx, p);
-	} else {
-		luaL_error(L, "bad argument 'by': expected field names or a function, got %s", luaL_typename(L, idx));
-	}
-	p->off = s->key_len;
-	p->size = part_size(p->field);
-	s->key_len += p->size;
-	s->nparts++;
-}
-
-/* opts.by (at idx): a key or a list of keys. Pushes the key function or nil. */
-static void check_by(lua_State *L, int idx, struct spec *s)
-{
-	int i, fn = 0;
-
-	idx = lua_absindex(L, idx);
-	lua_pushnil(L);
-	if (lua_type(L, idx) != LUA_TTABLE) {
-		add_part(L, s, idx);
-		if (lua_type(L, idx) == LUA_TFUNCTION) {
-			lua_pushvalue(L, idx);
-			lua_replace(L, -2);
-		}
-		return;
-	}
-	for (i = 1; lua_rawgeti(L, idx, i) != LUA_TNIL; i++) {
-		add_part(L, s, -1);
-		if (lua_type(L, -1) != LUA_TFUNCTION) {
-			lua_pop(L, 1);
-		} else if (fn++) {
-			luaL_error(L, "bad argument 'by': one key function at most");
-		} else {
-			lua_replace(L, -2);
-		}
-	}
-	lua_pop(L, 1);
-	if (s->nparts == 0)
-		luaL_error(L, "bad argument 'by': no key");
-}
 
 static const char *const agg_options[] = { "by", "top", "sort", "max_groups", "zero", "list", NULL };
 
@@ -237,7 +89,6 @@ static void check_opts(lua_State *L, int idx, struct spec *s)
 				luaL_error(L, "bad argument 'sort': expected one of flows, packets, bytes, orig_packets, "
 				           "orig_bytes, reply_packets, reply_bytes");
 			s->sort = i;
-			s->sort_given = 1;
 		} else if (lct_key_is(L, -2, "zero")) {
 			if (lua_toboolean(L, -1))
 				s->type = IPCTNL_MSG_CT_GET_CTRZERO;
@@ -255,252 +106,13 @@ static void check_opts(lua_State *L, int idx, struct spec *s)
 	}
 	if (lua_getfield(L, idx, "by") == LUA_TNIL)
 		luaL_error(L, "bad argument 'by': no key");
-	check_by(L, -1, s);
+	lct_keys_check(L, -1, &s->keys);
 	lua_remove(L, -2);
 }
 
-/* ---- the key of a flow ---- */
+/* ---- sums ---- */
 
-static void mask_addr(uint8_t *a, unsigned int bits, unsigned int len)
-{
-	unsigned int i;
-
-	for (i = 0; i < len; i++) {
-		if (bits >= 8)
-			bits -= 8;
-		else {
-			a[i] &= (uint8_t)(0xff00 >> bits);
-			bits = 0;
-		}
-	}
-}
-
-/* big-endian: equal sums list their groups in the order of their keys */
-static void put_u64(unsigned char *slot, uint64_t v)
-{
-	int i;
-
-	for (i = 7; i >= 0; i--, v >>= 8)
-		slot[i] = (uint8_t)v;
-}
-
-/* The key function's value (at the top of the stack) into its slot: 1, or
- * 0 for what cannot be a key. */
-static int fn_key(lua_State *L, unsigned char *slot)
-{
-	size_t len;
-	const char *s;
-	lua_Number n;
-
-	switch (lua_type(L, -1)) {
-	case LUA_TNIL:
-		return 1;
-	case LUA_TBOOLEAN:
-		slot[0] = 'b';
-		slot[1] = (unsigned char)lua_toboolean(L, -1);
-		return 1;
-	case LUA_TNUMBER:
-#if LUA_VERSION_NUM >= 503
-		if (lua_isinteger(L, -1)) {
-			lua_Integer i = lua_tointeger(L, -1);
-			slot[0] = 'i';
-			memcpy(slot + 2, &i, sizeof(i));
-			return 1;
-		}
-#endif
-		n = lua_tonumber(L, -1);
-		slot[0] = 'n';
-		memcpy(slot + 2, &n, sizeof(n));
-		return 1;
-	case LUA_TSTRING:
-		s = lua_tolstring(L, -1, &len);
-		if (len > AGG_FN_BYTES)
-			return 0;
-		slot[0] = 's';
-		slot[1] = (unsigned char)len;
-		memcpy(slot + 2, s, len);
-		return 1;
-	default:
-		return 0;
-	}
-}
-
-static void field_key(const struct nf_conntrack *ct, const struct part *p, unsigned char *slot)
-{
-	const struct field *f = &lct_fields[p->field];
-	struct addr a;
-	uint64_t v;
-
-	switch (f->kind) {
-	case K_ADDR:
-		if (!lct_field_read_addr(ct, p->field, &a))
-			return;
-		slot[0] = a.family;
-		slot[1] = a.family == AF_INET ? p->plen4 : p->plen6;
-		memcpy(slot + 2, a.a, a.family == AF_INET ? 4 : 16);
-		mask_addr(slot + 2, slot[1], a.family == AF_INET ? 4 : 16);
-		return;
-	case K_STRING:
-		if (nfct_attr_is_set(ct, f->attr)) {
-			slot[0] = 1;
-			strncpy((char *)slot + 1, nfct_get_attr(ct, f->attr), 31);
-		}
-		return;
-	default:
-		if (!lct_field_read_u64(ct, p->field, &v))
-			return;
-		slot[0] = 1;
-		if (f->kind == K_STATE)
-			slot[1] = lct_flow_proto(ct);
-		put_u64(slot + (f->kind == K_STATE ? 2 : 1), v);
-	}
-}
-
-/* The same key read from a message's view (view.c), for the flows no Lua
- * code needs to see: what field_key reads from the parsed flow. */
-static void view_key(const struct msg_view *v, const struct part *p, unsigned char *slot)
-{
-	const struct nlattr *const *tb = v->tb, *attr = NULL;
-	uint64_t x;
-	int nat;
-
-	switch (p->field) {
-	case FIELD_ORIG_SRC: case FIELD_ORIG_DST: case FIELD_REPLY_SRC: case FIELD_REPLY_DST: {
-		const struct msg_tuple *t = p->field <= FIELD_ORIG_DST ? &v->orig : &v->reply;
-		unsigned int len = v->family == AF_INET ? 4 : 16;
-		attr = p->field == FIELD_ORIG_SRC || p->field == FIELD_REPLY_SRC ? t->src : t->dst;
-		if (attr == NULL)
-			return;
-		slot[0] = v->family;
-		slot[1] = v->family == AF_INET ? p->plen4 : p->plen6;
-		memcpy(slot + 2, MSG_PAYLOAD(attr), len);
-		mask_addr(slot + 2, slot[1], len);
-		return;
-	}
-	case FIELD_STATE:
-		if (v->state == NULL)
-			return;
-		slot[0] = 1;
-		slot[1] = v->proto;
-		put_u64(slot + 2, MSG_PAYLOAD(v->state)[0]);
-		return;
-	case FIELD_FAMILY:      x = v->family; break;
-	case FIELD_PROTO:       x = v->proto; break;
-	case FIELD_ZONE:        x = tb[CTA_ZONE] ? msg_be16(tb[CTA_ZONE]) : 0; break;
-	case FIELD_ORIG_ZONE:   x = v->orig.zone ? msg_be16(v->orig.zone) : 0; break;
-	case FIELD_REPLY_ZONE:  x = v->reply.zone ? msg_be16(v->reply.zone) : 0; break;
-	case FIELD_SNAT: case FIELD_DNAT:
-		if ((nat = msg_view_nat(v, p->field == FIELD_DNAT)) < 0)
-			return;
-		x = (uint64_t)nat;
-		break;
-	default:
-		switch (p->field) {
-		case FIELD_ORIG_SPORT:    attr = v->orig.sport; break;
-		case FIELD_ORIG_DPORT:    attr = v->orig.dport; break;
-		case FIELD_REPLY_SPORT:   attr = v->reply.sport; break;
-		case FIELD_REPLY_DPORT:   attr = v->reply.dport; break;
-		case FIELD_ICMP_TYPE:     attr = v->orig.icmp[0]; break;
-		case FIELD_ICMP_CODE:     attr = v->orig.icmp[1]; break;
-		case FIELD_ICMP_ID:       attr = v->orig.icmp[2]; break;
-		case FIELD_ORIG_VTAG:     attr = v->vtag[0]; break;
-		case FIELD_REPLY_VTAG:    attr = v->vtag[1]; break;
-		case FIELD_STATUS:        attr = tb[CTA_STATUS]; break;
-		case FIELD_TIMEOUT:       attr = tb[CTA_TIMEOUT]; break;
-		case FIELD_MARK:          attr = tb[CTA_MARK]; break;
-		case FIELD_SECMARK:       attr = tb[CTA_SECMARK]; break;
-		case FIELD_USE:           attr = tb[CTA_USE]; break;
-		case FIELD_ID:            attr = tb[CTA_ID]; break;
-		case FIELD_ORIG_PACKETS:  attr = v->counters[0][0]; break;
-		case FIELD_ORIG_BYTES:    attr = v->counters[0][1]; break;
-		case FIELD_REPLY_PACKETS: attr = v->counters[1][0]; break;
-		case FIELD_REPLY_BYTES:   attr = v->counters[1][1]; break;
-		case FIELD_START:         attr = v->start; break;
-		case FIELD_STOP:          attr = v->stop; break;
-		default:                  return;   /* the helper: a view has none */
-		}
-		if (attr == NULL)
-			return;
-		switch (MSG_PAYLOAD_LEN(attr)) {
-		case 1:  x = MSG_PAYLOAD(attr)[0]; break;
-		case 2:  x = msg_be16(attr); break;
-		case 4:  x = msg_be32(attr); break;
-		default: x = msg_be64(attr); break;
-		}
-	}
-	slot[0] = 1;
-	put_u64(slot + 1, x);
-}
-
-/* Eight bytes at a time, multiplied and folded (keys are a few words long). */
-static uint32_t hash_key(const unsigned char *k, size_t len)
-{
-	uint64_t h = 0x9e3779b97f4a7c15u, w;
-	size_t i;
-
-	for (i = 0; i + 8 <= len; i += 8) {
-		memcpy(&w, k + i, 8);
-		h = (h ^ w) * 0xff51afd7ed558ccdu;
-		h ^= h >> 32;
-	}
-	if (i < len) {
-		w = 0;
-		memcpy(&w, k + i, len - i);
-		h = (h ^ w) * 0xff51afd7ed558ccdu;
-	}
-	h ^= h >> 29;
-	h *= 0xc4ceb9fe1a85ec53u;
-	return (uint32_t)(h ^ h >> 32);
-}
-
-static struct group *record_at(const struct table *t, size_t i)
-{
-	return (struct group *)(t->records + i * t->record);
-}
-
-/* The index slot of key, or the empty slot where it goes. */
-static struct slot *find(const struct table *t, const unsigned char *key, uint32_t h)
-{
-	size_t i = h & (t->cap - 1);
-	struct slot *sl;
-
-	for (;;) {
-		sl = &t->index[i];
-		if (sl->rec == 0 || (sl->hash == h && memcmp(record_at(t, sl->rec - 1)->key, key, t->key_len) == 0))
-			return sl;
-		i = (i + 1) & (t->cap - 1);
-	}
-}
-
-/* Room for twice the groups: 0, or -1 out of memory. */
-static int grow(struct table *t)
-{
-	size_t room = t->room ? t->room * 2 : 32, i;
-	unsigned char *records = t->alloc(t->ud, t->records, t->room * t->record, room * t->record);
-	struct slot *index;
-
-	if (records == NULL)
-		return -1;
-	t->records = records;
-	t->room = room;
-	index = t->alloc(t->ud, NULL, 0, 2 * room * sizeof(struct slot));
-	if (index == NULL)
-		return -1;
-	if (t->index)
-		t->alloc(t->ud, t->index, t->cap * sizeof(struct slot), 0);
-	t->index = index;
-	t->cap = 2 * room;
-	memset(t->index, 0, t->cap * sizeof(struct slot));
-	for (i = 0; i < t->count; i++) {
-		struct group *g = record_at(t, i);
-		struct slot *sl = find(t, g->key, g->hash);
-		sl->hash = g->hash;
-		sl->rec = (uint32_t)i + 1;
-	}
-	return 0;
-}
-
-static void add_sums(struct sums *s, const struct nf_conntrack *ct, struct table *t)
+static void add_sums(struct sums *s, const struct nf_conntrack *ct, struct groups *t)
 {
 	static const int fields[2][2] = { { FIELD_ORIG_PACKETS, FIELD_ORIG_BYTES },
 	                                  { FIELD_REPLY_PACKETS, FIELD_REPLY_BYTES } };
@@ -516,7 +128,7 @@ static void add_sums(struct sums *s, const struct nf_conntrack *ct, struct table
 	}
 }
 
-static void add_view_sums(struct sums *s, const struct msg_view *v, struct table *t)
+static void add_view_sums(struct sums *s, const struct msg_view *v, struct groups *t)
 {
 	int dir;
 
@@ -529,180 +141,7 @@ static void add_view_sums(struct sums *s, const struct msg_view *v, struct table
 	}
 }
 
-/* The sums of key's group, a new one if need be; NULL out of memory. */
-static struct sums *group_of(struct table *t, const unsigned char *key)
-{
-	uint32_t h = hash_key(key, t->key_len);
-	struct slot *sl = find(t, key, h);
-	struct group *g;
-
-	t->total++;
-	if (sl->rec)
-		return &record_at(t, sl->rec - 1)->sums;
-	if (t->count >= t->max)
-		return &t->other;
-	if (t->count == t->room) {
-		if (grow(t) < 0)
-			return NULL;
-		sl = find(t, key, h);
-	}
-	g = record_at(t, t->count);
-	memset(g, 0, sizeof(*g));
-	g->hash = h;
-	g->key_len = (uint32_t)t->key_len;
-	memcpy(g->key, key, t->key_len);
-	sl->hash = h;
-	sl->rec = (uint32_t)++t->count;
-	return &g->sums;
-}
-
 /* ---- the result ---- */
-
-static uint64_t sum_of(const struct sums *s, int which)
-{
-	switch (which) {
-	case SUM_PACKETS:       return s->packets[0] + s->packets[1];
-	case SUM_BYTES:         return s->bytes[0] + s->bytes[1];
-	case SUM_ORIG_PACKETS:  return s->packets[0];
-	case SUM_ORIG_BYTES:    return s->bytes[0];
-	case SUM_REPLY_PACKETS: return s->packets[1];
-	case SUM_REPLY_BYTES:   return s->bytes[1];
-	default:                return s->flows;
-	}
-}
-
-/* The largest sums first; equal ones in the order of their keys. */
-static int by_rank(const void *a, const void *b)
-{
-	const struct group *x = *(const struct group *const *)a, *y = *(const struct group *const *)b;
-
-	if (x->rank != y->rank)
-		return x->rank < y->rank ? 1 : -1;
-	return memcmp(x->key, y->key, x->key_len);
-}
-
-/* The top n of the groups, in heap[] (unordered): a heap whose root is the
- * last of them, replaced by any group that ranks before it. */
-static void sift_down(struct group **heap, size_t n, size_t i)
-{
-	for (;;) {
-		size_t last = i, l = 2 * i + 1, r = l + 1;
-		struct group *tmp;
-		if (l < n && by_rank(&heap[l], &heap[last]) > 0)
-			last = l;
-		if (r < n && by_rank(&heap[r], &heap[last]) > 0)
-			last = r;
-		if (last == i)
-			return;
-		tmp = heap[i], heap[i] = heap[last], heap[last] = tmp;
-		i = last;
-	}
-}
-
-static size_t select_top(const struct table *t, struct group **heap, size_t n)
-{
-	size_t i, k = 0;
-
-	for (i = 0; i < t->count; i++) {
-		struct group *g = record_at(t, i);
-		if (k < n) {
-			heap[k++] = g;
-			if (k == n) {
-				size_t j = n / 2 + 1;
-				while (j-- > 0)
-					sift_down(heap, n, j);
-			}
-		} else if (by_rank(&g, &heap[0]) < 0) {
-			heap[0] = g;
-			sift_down(heap, n, 0);
-		}
-	}
-	return k;
-}
-
-static uint64_t get_u64(const unsigned char *slot)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = v << 8 | slot[i];
-	return v;
-}
-
-static void push_status(lua_State *L, uint32_t status)
-{
-	int i;
-
-	lua_newtable(L);
-	for (i = 0; msg_status_names[i]; i++)
-		if (status & (1u << i)) {
-			lua_pushboolean(L, 1);
-			lua_setfield(L, -2, msg_status_names[i]);
-		}
-}
-
-/* Pushes the value of a key part, as a flow's field reads (an address cut
- * to a prefix as "10.1.2.0/24"); 0 (nothing pushed) where the flows had none. */
-static int push_part(lua_State *L, const struct part *p, const unsigned char *slot)
-{
-	char text[INET6_ADDRSTRLEN + 8], *end;
-	const char *name = NULL;
-	uint64_t v;
-
-	if (slot[0] == 0)
-		return 0;
-	if (p->field < 0) {
-		lua_Number n;
-		switch (slot[0]) {
-		case 'b': lua_pushboolean(L, slot[1]); break;
-		case 's': lua_pushlstring(L, (const char *)slot + 2, slot[1]); break;
-#if LUA_VERSION_NUM >= 503
-		case 'i': {
-			lua_Integer i;
-			memcpy(&i, slot + 2, sizeof(i));
-			lua_pushinteger(L, i);
-			break;
-		}
-#endif
-		default:
-			memcpy(&n, slot + 2, sizeof(n));
-			lua_pushnumber(L, n);
-		}
-		return 1;
-	}
-	switch (lct_fields[p->field].kind) {
-	case K_ADDR:
-		end = msg_addr_text(text, slot[0], slot + 2);
-		if (slot[1] < (slot[0] == AF_INET ? 32 : 128))
-			lua_pushfstring(L, "%s/%d", text, (int)slot[1]);
-		else
-			lua_pushlstring(L, text, (size_t)(end - text));
-		return 1;
-	case K_STRING:
-		lua_pushstring(L, (const char *)slot + 1);
-		return 1;
-	case K_STATE:
-		v = get_u64(slot + 2);
-		name = msg_state_name(slot[1], (unsigned)v);
-		break;
-	default:
-		v = get_u64(slot + 1);
-		break;
-	}
-	switch (lct_fields[p->field].kind) {
-	case K_FAMILY: name = v == AF_INET ? "ipv4" : v == AF_INET6 ? "ipv6" : NULL; break;
-	case K_PROTO:  name = msg_proto_name((uint8_t)v); break;
-	case K_STATUS: push_status(L, (uint32_t)v); return 1;
-	case K_NAT:    lua_pushboolean(L, v != 0); return 1;
-	default: break;
-	}
-	if (name)
-		lua_pushstring(L, name);
-	else
-		lct_push_uint(L, v);
-	return 1;
-}
 
 static void push_sums(lua_State *L, const struct sums *s, int counted)
 {
@@ -724,15 +163,17 @@ static void push_group(lua_State *L, const struct spec *s, const struct group *g
 {
 	int i;
 
-	lua_createtable(L, 0, s->nparts + 5);
-	for (i = 0; i < s->nparts; i++)
-		if (push_part(L, &s->parts[i], g->key + s->parts[i].off))
-			lua_setfield(L, -2, s->parts[i].field < 0 ? "key" : lct_fields[s->parts[i].field].name);
+	lua_createtable(L, 0, s->keys.nparts + 5);
+	for (i = 0; i < s->keys.nparts; i++) {
+		const struct key_part *p = &s->keys.parts[i];
+		if (lct_key_push(L, p, g->key + p->off))
+			lua_setfield(L, -2, p->field < 0 ? "key" : lct_fields[p->field].name);
+	}
 	push_sums(L, &g->sums, counted);
 }
 
 /* Pushes the groups, the top ones by the sort's sum, and the summary. */
-static int push_result(lua_State *L, const struct spec *s, struct table *t)
+static int push_result(lua_State *L, const struct spec *s, struct groups *t)
 {
 	struct group **groups;
 	size_t i, n = 0, shown;
@@ -741,12 +182,9 @@ static int push_result(lua_State *L, const struct spec *s, struct table *t)
 	/* without accounting there are no sums of packets and bytes to sort by */
 	if (!t->counted)
 		sort = SUM_FLOWS;
-	for (i = 0; i < t->count; i++)
-		record_at(t, i)->rank = sum_of(&record_at(t, i)->sums, sort);
 	n = s->top && s->top < t->count ? s->top : t->count;
 	groups = lua_newuserdatauv(L, (n ? n : 1) * sizeof(*groups), 0);
-	shown = select_top(t, groups, n);
-	qsort(groups, shown, sizeof(*groups), by_rank);
+	shown = lct_groups_top(t, sort, groups, n);
 	lua_createtable(L, (int)shown, 0);
 	for (i = 0; i < shown; i++) {
 		push_group(L, s, groups[i], t->counted);
@@ -806,19 +244,20 @@ static int key_of(lua_State *L, struct walk *w, const struct spec *s, const stru
 		if (!i)
 			return 1;
 	}
-	memset(key, 0, s->key_len);
-	for (i = 0; i < s->nparts; i++) {
-		if (s->parts[i].field >= 0) {
-			field_key(ct, &s->parts[i], key + s->parts[i].off);
+	memset(key, 0, s->keys.len);
+	for (i = 0; i < s->keys.nparts; i++) {
+		const struct key_part *p = &s->keys.parts[i];
+		if (p->field >= 0) {
+			lct_key_from_flow(p, ct, key + p->off);
 			continue;
 		}
 		lua_pushvalue(L, A_KEYFN);
 		lua_pushvalue(L, -2);
 		call(L, w);
-		if (!fn_key(L, key + s->parts[i].off)) {
+		if (!lct_key_from_value(L, key + p->off)) {
 			walk_release(w);
 			luaL_error(L, "bad argument 'by': the key function returned a %s (keys are strings of at most %d "
-			           "bytes, numbers, booleans or nil)", luaL_typename(L, -1), AGG_FN_BYTES);
+			           "bytes, numbers, booleans or nil)", luaL_typename(L, -1), LCT_KEY_FN_BYTES);
 		}
 		lua_pop(L, 1);
 	}
@@ -832,7 +271,7 @@ int lct_aggregate(lua_State *L)
 	const struct nlmsghdr *msg;
 	struct filter filter;
 	struct spec s;
-	struct table *t;
+	struct groups *t;
 	struct walk *w;
 	struct sums *sums;
 	unsigned char *key;
@@ -846,7 +285,7 @@ int lct_aggregate(lua_State *L)
 	check_opts(L, 3, &s);             /* A_KEYFN */
 	lct_filter_push_where(L, 2);      /* A_WHERE */
 	objects = !lua_isnil(L, A_KEYFN) || !lua_isnil(L, A_WHERE);
-	key = lua_newuserdatauv(L, s.key_len, 0);
+	key = lua_newuserdatauv(L, s.keys.len, 0);
 	w = lua_newuserdatauv(L, sizeof(*w), 0);
 	w->open = 0;
 	w->nl.sock = NULL;
@@ -854,11 +293,7 @@ int lct_aggregate(lua_State *L)
 	t = &w->t;
 	memset(t, 0, sizeof(*t));
 	luaL_setmetatable(L, LCT_AGGREGATE);
-	t->alloc = lua_getallocf(L, &t->ud);
-	t->key_len = s.key_len;
-	t->max = s.max_groups;
-	t->record = (sizeof(struct group) + s.key_len + 7) & ~(size_t)7;
-	if (grow(t) < 0)
+	if (lct_groups_init(t, L, s.keys.len, s.max_groups) < 0)
 		return lct_fail(L, "aggregate", ENOMEM);
 
 	/* flows no Lua code sees, under a filter matched on the message, are read from it */
@@ -871,10 +306,10 @@ int lct_aggregate(lua_State *L)
 			continue;
 		if (view && msg_check(msg) == 0 && msg_view(msg, &v) == 0) {
 			if (lct_filter_match_message(&filter, msg)) {
-				memset(key, 0, s.key_len);
-				for (i = 0; i < s.nparts; i++)
-					view_key(&v, &s.parts[i], key + s.parts[i].off);
-				if ((sums = group_of(t, key)) == NULL) {
+				memset(key, 0, s.keys.len);
+				for (i = 0; i < s.keys.nparts; i++)
+					lct_key_from_view(&s.keys.parts[i], &v, key + s.keys.parts[i].off);
+				if ((sums = lct_groups_find(t, key)) == NULL) {
 					rc = -ENOMEM;
 					break;
 				}
@@ -897,7 +332,7 @@ int lct_aggregate(lua_State *L)
 			ct = ((const struct flow *)lua_touserdata(L, -1))->ct;
 		}
 		if (key_of(L, w, &s, ct, key) == 0) {
-			if ((sums = group_of(t, key)) == NULL) {
+			if ((sums = lct_groups_find(t, key)) == NULL) {
 				rc = -ENOMEM;
 				break;
 			}
@@ -908,11 +343,11 @@ int lct_aggregate(lua_State *L)
 	}
 	walk_release(w);
 	if (rc < 0) {
-		table_free(t);
+		lct_groups_free(t);
 		return lct_fail(L, "aggregate", -rc);
 	}
 	rc = push_result(L, &s, t);
-	table_free(t);
+	lct_groups_free(t);
 	return rc;
 }
 
@@ -924,3 +359,4 @@ void lct_aggregate_open(lua_State *L)
 	lct_protect_metatable(L, LCT_AGGREGATE);
 	lua_pop(L, 1);
 }
+

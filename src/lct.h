@@ -360,6 +360,58 @@ void lct_dump_open(lua_State *L);
 int  lct_dump(lua_State *L);
 void lct_ops_register(lua_State *L);
 
+/* ---- group_keys.c: the keys ct:aggregate groups by ---- */
+#define LCT_MAX_KEYS 16
+#define LCT_KEY_FN_BYTES 62        /* the longest string a key function may return */
+/* One part of a group's key: a field, or (field -1) the key function. Each
+ * is a fixed slot of the key: a presence byte, then its value. */
+struct key_part {
+	int field;
+	uint8_t plen4, plen6;          /* addresses: the prefix lengths kept */
+	size_t off, size;
+};
+struct keys {
+	int nparts;
+	struct key_part parts[LCT_MAX_KEYS];
+	size_t len;                    /* bytes of a key */
+};
+void lct_keys_check(lua_State *L, int idx, struct keys *k);    /* opts.by; pushes the key function or nil */
+void lct_key_from_flow(const struct key_part *p, const struct nf_conntrack *ct, unsigned char *slot);
+void lct_key_from_view(const struct key_part *p, const struct msg_view *v, unsigned char *slot);
+int  lct_key_from_value(lua_State *L, unsigned char *slot);    /* the value at the top: 1, 0 if no key */
+int  lct_key_push(lua_State *L, const struct key_part *p, const unsigned char *slot);   /* 0: absent */
+
+/* ---- groups.c: the table of groups, no Lua state ---- */
+struct sums {                      /* [0] original, [1] reply direction */
+	uint64_t flows, packets[2], bytes[2];
+};
+struct group {                     /* a record: its sums, then its key */
+	struct sums sums;
+	uint64_t rank;                 /* the sort's sum, when the top is chosen */
+	uint32_t hash, key_len;
+	unsigned char key[];
+};
+struct slot {
+	uint32_t hash, rec;            /* rec 0: empty */
+};
+struct groups {
+	struct slot *index;
+	unsigned char *records;
+	lua_Alloc alloc;
+	void *ud;
+	size_t cap, room, count, max, record;   /* index slots, records room, groups, the cap, bytes a record */
+	size_t key_len;
+	int counted;                   /* a flow had counters */
+	struct sums other;             /* the flows of groups past the cap */
+	uint64_t total;
+};
+enum sum { SUM_FLOWS, SUM_PACKETS, SUM_BYTES, SUM_ORIG_PACKETS, SUM_ORIG_BYTES, SUM_REPLY_PACKETS,
+           SUM_REPLY_BYTES };
+int  lct_groups_init(struct groups *t, lua_State *L, size_t key_len, size_t max);   /* 0, -1: no memory */
+struct sums *lct_groups_find(struct groups *t, const unsigned char *key);   /* NULL: no memory */
+size_t lct_groups_top(struct groups *t, int sort, struct group **top, size_t n);
+void lct_groups_free(struct groups *t);
+
 /* ---- aggregate.c: flows grouped by keys, summed while the dump streams ---- */
 void lct_aggregate_open(lua_State *L);
 int  lct_aggregate(lua_State *L);
