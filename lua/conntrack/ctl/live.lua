@@ -111,11 +111,14 @@ local function ended(st, flow)
     st.ended[key] = e
   end
   for _, k in ipairs(SUMS) do e[k] = e[k] + (flow[k] or 0) end
+  if flow.orig_bytes then st.ended_counters = true end
 end
 
 -- The rows of the view: per group, flows and rates, largest first.
 local function rows(st, prev, cur)
   local dt = math.max(cur.time - prev.time, 1e-3)
+  -- a table left empty meanwhile still had counters
+  cur.counters = cur.counters or prev.counters or st.ended_counters
   local out = {}
   local function add(key, g, p)
     local e = st.ended[key]
@@ -316,7 +319,7 @@ function M.run(cmd, ct, filter)
         if not st.paused then
           local cur = reading(st, ct)
           local list, sort = rows(st, prev, cur)
-          st.ended, prev = {}, cur
+          st.ended, st.ended_counters, prev = {}, nil, cur
           if term then
             local rows_n = term:size()
             last_frame = { cur = cur, list = list, sort = sort }
