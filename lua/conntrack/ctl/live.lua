@@ -269,8 +269,9 @@ end
 local function on_key(st, key, term)
   if key == "q" then return "quit" end
   if key == "p" then
+    -- a resumed view starts from a fresh reading: rates over the pause would be wrong
     st.paused = not st.paused
-    return "redraw"
+    return st.paused and "redraw" or "reset"
   end
   if key == "s" then
     local i = 1
