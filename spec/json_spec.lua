@@ -45,7 +45,7 @@ local function traffic(undo)
 end
 
 -- Lines with their timeout cut out (it may tick between two dumps), sorted;
--- and by line, the timeouts (to compare within some seconds) and timestamps.
+-- and by line, the timeouts (to compare roughly) and timestamps.
 -- Where the Lua encoder's numbers are doubles (Lua 5.1: 2^53 and past), its
 -- timestamps are inexact, "1.796456227063772e+18": C prints every digit.
 local function normalised(lines)
@@ -68,8 +68,8 @@ local function assert_same_objects(ours, reference)
   for i = 1, #a do
     assert.equal(b[i], a[i])
     local x, y = ca[a[i]], cb[b[i]]
-    -- (seconds apart under valgrind)
-    if x.timeout then assert.is_true(math.abs(x.timeout - y.timeout) <= 30, a[i]) end
+    -- (dumps can be a minute apart under valgrind on a busy machine)
+    if x.timeout then assert.is_true(math.abs(x.timeout - y.timeout) <= 300, a[i]) end
     for _, k in ipairs{ "start", "stop" } do
       if x[k] then
         assert.matches("^%d+$", x[k])
