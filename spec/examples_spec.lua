@@ -37,14 +37,10 @@ local function eventually(pred, seconds)
   return pred() and true or false
 end
 
--- What to undo after the test, last registered first. (busted keeps only
--- the last finally() of a test, and a test here may need several.)
-local cleanups = {}
-local function cleanup(fn) cleanups[#cleanups + 1] = fn end
-after_each(function()
-  for i = #cleanups, 1, -1 do pcall(cleanups[i]) end
-  cleanups = {}
-end)
+-- what to undo after the test (spec/helpers/common.lua)
+local common = require "spec.helpers.common"
+local cleanup = common.undo
+after_each(function() pcall(common.undo_all) end)
 
 -- Runs a command line with stdin closed and a deadline: stdout, stderr, status.
 local function run(cmd)

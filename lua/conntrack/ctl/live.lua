@@ -10,7 +10,7 @@
 
 local addr = require "conntrack.ctl.addr"
 local compat = require "conntrack.ctl.compat"
-local options = require "conntrack.ctl.options"
+local errors = require "conntrack.ctl.errors"
 local output = require "conntrack.ctl.output"
 local top = require "conntrack.ctl.top"
 local where = require "conntrack.ctl.where"
@@ -90,7 +90,7 @@ end
 -- A reading: key -> the group's sums and key values, and when it was made.
 local function reading(st, ct)
   local groups, summary = ct:aggregate(current_filter(st), { by = st.keys })
-  if not groups then options.failure("Operation failed: " .. tostring(summary)) end
+  if not groups then errors.failure("Operation failed: " .. tostring(summary)) end
   local map = {}
   for _, g in ipairs(groups) do
     map[group_key(st, function(field) return g[field] end)] = g
@@ -356,7 +356,7 @@ function M.run(cmd, ct, filter)
   local ok, err = pcall(loop)
   if term then term:restore() end
   sub:close()
-  if not ok and not options.interrupted(err) then error(err, 0) end
+  if not ok and not errors.interrupted(err) then error(err, 0) end
   return 0
 end
 

@@ -110,9 +110,8 @@ end
 
 -- ---- -o json ----
 
-local STATUS_ORDER = { "EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED", "SRC_NAT", "DST_NAT", "SEQ_ADJUST",
-                       "SRC_NAT_DONE", "DST_NAT_DONE", "DYING", "FIXED_TIMEOUT", "TEMPLATE", "NAT_CLASH",
-                       "HELPER", "OFFLOAD", "HW_OFFLOAD" }
+-- the status flags in bit order
+local STATUS_ORDER = conntrack.status_flags
 local JSON_KEYS = { "event", "time" }
 for _, f in ipairs(where.FIELDS) do JSON_KEYS[#JSON_KEYS + 1] = f end
 for _, k in ipairs({ "portid", "progname" }) do JSON_KEYS[#JSON_KEYS + 1] = k end
