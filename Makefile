@@ -30,7 +30,7 @@ SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_VER)
 LUA_PACKAGES    = lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev luajit libluajit-5.1-dev
 DEBIAN_PACKAGES = build-essential pkg-config $(LUA_PACKAGES) libnetfilter-conntrack-dev \
                   libmnl-dev conntrack nftables iproute2 util-linux lua-busted lua-socket lua-luv lua-cqueues luarocks valgrind \
-                  clang libclang-rt-14-dev time groff-base jq zip
+                  clang libclang-rt-14-dev time groff-base jq zip tmux
 
 # Runs its arguments in a new network namespace that specs recognise as theirs,
 # and a mount namespace of its own where /etc/xtables (connlabel.conf, which

@@ -209,6 +209,10 @@ local function list(cmd, ct)
   if cmd.status and #cmd.status.set == 0 and #cmd.status.clear == 0 then
     failed("CT_LIST", E.EINVAL)
   end
+  if cmd.group_by then
+    return require("conntrack.ctl.top").list(cmd, ct, f, opts, function(msg, errno) failed("CT_LIST", errno, msg) end,
+                                             options.usage)
+  end
   local printer = output.printer(cmd, { command = "CT_LIST" })
   if f and printer.format then
     -- the lines of a whole datagram at a time, with their number
@@ -510,6 +514,7 @@ local HANDLERS = {
   EXP_LIST = expect, EXP_CREATE = expect, EXP_DELETE = expect, EXP_GET = expect, EXP_FLUSH = expect,
   EXP_EVENT = expect, EXP_COUNT = expect, EXP_STATS = expect,
   CT_HELP = usage_text, CT_VERSION = version,
+  CT_LIVE = function(cmd, ct) return require("conntrack.ctl.live").run(cmd, ct, M.filter(cmd, "list")) end,
 }
 local OFFLINE = { CT_HELP = true, CT_VERSION = true }
 

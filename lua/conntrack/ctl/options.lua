@@ -70,13 +70,16 @@ local LEGAL = {
   CT_COUNT   = {}, EXP_COUNT = {}, CT_STATS = {}, EXP_STATS = {},
   CT_ADD     = { 3,3,3,3,1,1,2,0,0,0,0,0,0,2,2,0,0,2,2,0,0,0,0,2,0,2,0,2,2 },
 }
+-- --live takes -L's filters (not -z, -o)
+LEGAL.CT_LIVE = { 2,2,2,2,2,0,2,0,0,0,0,2,2,0,2,0,2,2,2,0,2,0,2,2,2,0,0,2,2 }
 
 -- What only lua-conntrack has, and where it makes sense.
 local EXTENSIONS = {
-  where = { CT_LIST = true, CT_DELETE = true, CT_UPDATE = true, CT_EVENT = true },
+  where = { CT_LIST = true, CT_DELETE = true, CT_UPDATE = true, CT_EVENT = true, CT_LIVE = true },
   addr = { CT_LIST = true, CT_DELETE = true, CT_UPDATE = true, CT_EVENT = true },
   handler = { CT_EVENT = true }, resync = { CT_EVENT = true }, strict = { CT_EVENT = true },
-  netns = "any",
+  netns = "any", group_by = { CT_LIST = true, CT_LIVE = true }, top = { CT_LIST = true, CT_LIVE = true },
+  sort = { CT_LIST = true, CT_LIVE = true }, interval = { CT_LIVE = true },
 }
 
 local SHORTS = ":L::I::U::D::G::E::F::A::hVs:d:r:q:p:t:u:e:a:z[:]:{:}:m:i:f:o:n::g::c:b:C::Sj::w:l:<:>::(:):"
@@ -96,7 +99,13 @@ local LONGS = {
   long("label-del", 2, ">"), long("orig-zone", 1, "("), long("reply-zone", 1, ")"),
   long("where", 1, "where", true), long("handler", 1, "handler", true), long("netns", 1, "netns", true),
   long("resync", 0, "resync", true), long("strict", 0, "strict", true), long("addr", 1, "addr", true),
+  long("group-by", 1, "group-by", true), long("top", 1, "top", true), long("sort", 1, "sort", true),
+  long("live", 0, "live", true), long("interval", 1, "interval", true),
 }
+
+-- --sort: the sums a grouping orders by
+local SORTS = { bytes = true, packets = true, flows = true, orig_packets = true, orig_bytes = true,
+                reply_packets = true, reply_bytes = true }
 
 local CMD_TYPE = {
   L = { "CT_LIST", "EXP_LIST" }, I = { "CT_CREATE", "EXP_CREATE" }, D = { "CT_DELETE", "EXP_DELETE" },
@@ -536,6 +545,34 @@ end
 OPTION.resync = function(st, _, _, c) st[c] = true end
 OPTION.strict = OPTION.resync
 
+-- --live: a command of its own
+OPTION.live = function(st) add_command(st, "CT_LIVE") end
+
+OPTION.interval = function(st, optarg)
+  local v = tonumber(optarg)
+  if not v or v < 0.1 or v > 3600 or not optarg:match("^[%d.]+$") then bad_value(optarg, "--interval") end
+  st.interval = v
+end
+
+OPTION["group-by"] = function(st, optarg)
+  if optarg == "" or optarg:find(",,", 1, true) or optarg:find(",$") then
+    usage(("--group-by: empty key in `%s'"):format(optarg))
+  end
+  st.group_by = optarg
+end
+
+OPTION.top = function(st, optarg)
+  st.top = strict_number(optarg, 10, 0x3fffffff) or bad_value(optarg, "--top")
+end
+
+OPTION.sort = function(st, optarg)
+  if not SORTS[optarg] then
+    usage(("--sort: `%s' is none of flows, packets, bytes, orig_packets, orig_bytes, reply_packets, "
+           .. "reply_bytes"):format(optarg))
+  end
+  st.sort = optarg
+end
+
 -- An option of the protocol (c = { group, key }): only the last -p's apply.
 local function protocol_option(st, c, optarg, ctx)
   if c.group ~= st.groups or not st.proto.parse then return end
@@ -549,7 +586,8 @@ end
 -- ---- the validation pass, once every option is read ----
 
 -- the commands of which conntrack does not default the family
-local FAMILY_GIVEN = { CT_LIST = 1, CT_UPDATE = 1, CT_DELETE = 1, CT_GET = 1, CT_FLUSH = 1, CT_EVENT = 1 }
+local FAMILY_GIVEN = { CT_LIST = 1, CT_UPDATE = 1, CT_DELETE = 1, CT_GET = 1, CT_FLUSH = 1, CT_EVENT = 1,
+                       CT_LIVE = 1 }
 
 local function validate(st)
   local command = st.command
@@ -559,10 +597,13 @@ local function validate(st)
     usage("cannot specify `--src-nat' or `--dst-nat' with `--any-nat'")
   end
   opt_check(st.given, OPTION_NAMES, LEGAL[command] or {}, BASE_PAIRS, BASE_PAIRS_MSG)
-  for _, ext in ipairs({ "where", "addr", "handler", "resync", "strict" }) do
+  for _, ext in ipairs({ "where", "addr", "handler", "resync", "strict", "group_by", "top", "sort", "interval" }) do
     if st[ext] and not (EXTENSIONS[ext][command]) then
-      usage(("Illegal option `--%s' with this command"):format(ext))
+      usage(("Illegal option `--%s' with this command"):format((ext:gsub("_", "-"))))
     end
+  end
+  if (st.top or st.sort) and not st.group_by and command == "CT_LIST" then
+    usage(("option `--%s' needs `--group-by'"):format(st.top and "top" or "sort"))
   end
   if st.output.summary and not st.output.json then
     failure("cannot use summary output without json, use -o json,summary")

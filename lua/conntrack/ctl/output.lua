@@ -171,6 +171,8 @@ function M.printer(cmd, how)
   -- dump's `format` option and p.text(line) prints each line, or
   -- p.text(lines, n) n lines that each end in a newline (a dump's batch).
   if not o.json and not o.save then p.format = format end
+  -- a dump's JSON objects are the module's too (the events' carry more)
+  if o.json and command == "CT_LIST" then p.format = "json" end
   function p.text(line, n)
     if o.xml and lazy_header and not p.header then
       out:write(XML_HEADER)
