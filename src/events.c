@@ -29,10 +29,14 @@
 
 #define LCT_EVENTS_BUFFER (64 << 20)   /* default: a burst of 2 x 100,000 fits, measured */
 
-enum { EV_NEW = 1, EV_UPDATE = 2, EV_DESTROY = 4 };
-enum { SYNC_NONE, SYNC_DUMPING, SYNC_DONE };
+enum { EV_NEW = 1, EV_UPDATE = 2, EV_DESTROY = 4, EV_XNEW = 8, EV_XDESTROY = 16 };
+#define EV_FLOWS (EV_NEW | EV_UPDATE | EV_DESTROY)
+#define EV_EXPECTATIONS (EV_XNEW | EV_XDESTROY)
+#define EV_NKINDS 5
+enum { SYNC_NONE, SYNC_DUMPING, SYNC_XDUMPING, SYNC_DONE };
 
-static const char *const kind_names[] = { "new", "update", "destroy" };
+/* by bit: flows' events, then expectations' */
+static const char *const kind_names[] = { "new", "update", "destroy", "expect_new", "expect_destroy" };
 
 struct events {
 	struct nl nl;
@@ -44,6 +48,7 @@ struct events {
 	lua_Integer overflows;
 	int error;                  /* the errno of the failure raised last, for sub:error() */
 	struct filter filter;
+	struct xfilter xfilter;     /* of expectations' events (its predicate: user value 2) */
 	struct nf_conntrack *scratch;
 	struct nl sync_nl;          /* the resync dump */
 	struct nl_reply sync_reply;
@@ -90,6 +95,13 @@ static double now(clockid_t clock)
 /* The kind of an event message: NEW with NLM_F_CREATE is a new flow. */
 static int kind_of(const struct nlmsghdr *nlh)
 {
+	if (NFNL_SUBSYS_ID(nlh->nlmsg_type) == NFNL_SUBSYS_CTNETLINK_EXP) {
+		switch (NFNL_MSG_TYPE(nlh->nlmsg_type)) {
+		case IPCTNL_MSG_EXP_NEW:    return EV_XNEW;
+		case IPCTNL_MSG_EXP_DELETE: return EV_XDESTROY;
+		}
+		return 0;
+	}
 	if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_CTNETLINK)
 		return 0;
 	switch (NFNL_MSG_TYPE(nlh->nlmsg_type)) {
@@ -101,13 +113,52 @@ static int kind_of(const struct nlmsghdr *nlh)
 	return 0;
 }
 
-static int nfct_type_of(int kind)
-{
-	return kind == EV_NEW ? NFCT_T_NEW : kind == EV_UPDATE ? NFCT_T_UPDATE : NFCT_T_DESTROY;
-}
-
 /* What next_event and its parts return when Lua code closed the subscription. */
 #define EV_CLOSED (-1)
+
+static int nfct_type_of(int kind)
+{
+	return kind & (EV_NEW | EV_XNEW) ? NFCT_T_NEW : kind == EV_UPDATE ? NFCT_T_UPDATE : NFCT_T_DESTROY;
+}
+
+static const char *kind_name(int kind)
+{
+	int i;
+
+	for (i = 0; i < EV_NKINDS; i++)
+		if (kind == 1 << i)
+			return kind_names[i];
+	return "?";
+}
+
+/* The same as push_if_match for an expectation's message: its own filter
+ * and predicate (user value 2). kind 0: a resync's. */
+static int push_expect_if_match(lua_State *L, int ev_idx, struct events *ev, const struct nlmsghdr *msg, int kind)
+{
+	struct expect *x;
+
+	if (ev->closed)
+		return EV_CLOSED;
+	if (msg_check_expect(msg) < 0)
+		return 0;
+	x = lct_expect_push(L, msg, (uint8_t)(kind ? nfct_type_of(kind) : NFCT_T_UNKNOWN));
+	if (!lct_xfilter_match(&ev->xfilter, x)) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	if (ev->xfilter.has_where) {
+		lua_getiuservalue(L, ev_idx, 2);
+		lua_pushvalue(L, -2);
+		lua_call(L, 1, 1);
+		if (!lua_toboolean(L, -1)) {
+			lua_pop(L, 2);
+			return 0;
+		}
+		lua_pop(L, 1);
+	}
+	return ev->closed ? EV_CLOSED : 1;
+}
+
 
 /* Parses msg into a new flow on the stack if it passes the C filter and the
  * predicate (user value 1); returns whether it did, or EV_CLOSED. */
@@ -138,10 +189,27 @@ static int push_if_match(lua_State *L, int ev_idx, struct events *ev, const stru
 	return 1;
 }
 
+/* The expectations' part of a resync, once the flows' is over. */
+static int start_expect_resync(struct events *ev)
+{
+	int rc;
+
+	nl_close(&ev->sync_nl);
+	if ((rc = nl_open(&ev->sync_nl, ev->netns_fd, 0)) < 0 ||
+	    (rc = nl_send(&ev->sync_nl, nl_exp_header(ev->sync_buf, IPCTNL_MSG_EXP_GET, NLM_F_DUMP,
+	                                              ev->xfilter.family))) < 0)
+		return rc;
+	nl_reply_init(&ev->sync_reply, &ev->sync_nl, ev->sync_buf, LCT_RECV_SIZE);
+	ev->sync = SYNC_XDUMPING;
+	return 0;
+}
+
 static int start_resync(struct events *ev)
 {
 	int rc;
 
+	if (!(ev->kinds & EV_FLOWS))
+		return start_expect_resync(ev);
 	nl_close(&ev->sync_nl);
 	if ((rc = lct_request_dump(&ev->sync_nl, &ev->sync_reply, ev->netns_fd, ev->sync_buf, IPCTNL_MSG_CT_GET,
 	                           &ev->filter)) < 0)
@@ -159,24 +227,34 @@ static int push_event(lua_State *L, const char *kind)
 	return 3;
 }
 
-/* The next flow of a resync dump as a "sync" event; 0 when it is over. */
+/* The next flow of a resync dump as a "sync" event (an expectation as an
+ * "expect_sync" one); 0 when it is over. */
 static int next_sync(lua_State *L, int ev_idx, struct events *ev)
 {
 	const struct nlmsghdr *msg;
-	int rc = 0, pushed;
+	int rc = 0, pushed, expectations = ev->sync == SYNC_XDUMPING;
 
 	while (!ev->closed && (rc = nl_reply_next(&ev->sync_reply, &msg)) > 0) {
-		if (NFNL_MSG_TYPE(msg->nlmsg_type) != IPCTNL_MSG_CT_NEW)
-			continue;
-		if ((pushed = push_if_match(L, ev_idx, ev, msg, 0)) == EV_CLOSED)
+		if (expectations) {
+			if (NFNL_MSG_TYPE(msg->nlmsg_type) != IPCTNL_MSG_EXP_NEW)
+				continue;
+			pushed = push_expect_if_match(L, ev_idx, ev, msg, 0);
+		} else {
+			if (NFNL_MSG_TYPE(msg->nlmsg_type) != IPCTNL_MSG_CT_NEW)
+				continue;
+			pushed = push_if_match(L, ev_idx, ev, msg, 0);
+		}
+		if (pushed == EV_CLOSED)
 			break;
 		if (pushed)
-			return push_event(L, "sync");
+			return push_event(L, expectations ? "expect_sync" : "sync");
 	}
 	if (ev->closed)
 		return EV_CLOSED;
 	nl_close(&ev->sync_nl);
 	ev->sync = SYNC_DONE;
+	if (rc == 0 && !expectations && (ev->kinds & EV_EXPECTATIONS))
+		rc = start_expect_resync(ev);
 	if (rc < 0)
 		return lct_raise(L, &ev->error, "events: resync failed", -rc);
 	return 0;
@@ -254,11 +332,15 @@ static int next_queued(lua_State *L, int ev_idx, struct events *ev)
 			break;
 		ev->off += NLMSG_ALIGN(nlh->nlmsg_len);
 		kind = kind_of(nlh);
-		if (!(kind & ev->kinds) || (rc = push_if_match(L, ev_idx, ev, nlh, kind)) == 0)
+		if (!(kind & ev->kinds))
+			continue;
+		rc = kind & EV_EXPECTATIONS ? push_expect_if_match(L, ev_idx, ev, nlh, kind)
+		                            : push_if_match(L, ev_idx, ev, nlh, kind);
+		if (rc == 0)
 			continue;
 		if (rc == EV_CLOSED)
 			return EV_CLOSED;
-		return push_event(L, kind_names[kind == EV_NEW ? 0 : kind == EV_UPDATE ? 1 : 2]);
+		return push_event(L, kind_name(kind));
 	}
 	ev->off = ev->len;
 	return 0;
@@ -322,8 +404,9 @@ static int next_event(lua_State *L, int ev_idx, struct events *ev, double timeou
 	for (;;) {
 		if (ev->closed)
 			return EV_CLOSED;
-		if (ev->sync == SYNC_DUMPING && (rc = next_sync(L, ev_idx, ev)) != 0)
-			return rc;
+		while (ev->sync == SYNC_DUMPING || ev->sync == SYNC_XDUMPING)
+			if ((rc = next_sync(L, ev_idx, ev)) != 0)
+				return rc;
 		if (ev->sync == SYNC_DONE) {
 			ev->sync = SYNC_NONE;
 			lua_pushnil(L);
@@ -426,12 +509,14 @@ static int events_dispatch(lua_State *L)
 	/* a misspelt kind would silently drop its events */
 	lua_pushnil(L);
 	while (lua_next(L, 2)) {
-		static const char *const kinds[] = { "new", "update", "destroy", "overflow", "sync", "synced", NULL };
+		static const char *const kinds[] = { "new", "update", "destroy", "expect_new", "expect_destroy",
+		                                     "overflow", "sync", "expect_sync", "synced", NULL };
 		int i;
 		for (i = 0; kinds[i] && !lct_key_is(L, -2, kinds[i]); i++)
 			;
 		if (kinds[i] == NULL)
-			return luaL_error(L, "bad argument '%s': not an event kind (new, update, destroy, overflow, sync, synced)",
+			return luaL_error(L, "bad argument '%s': not an event kind (new, update, destroy, expect_new, "
+			                  "expect_destroy, overflow, sync, expect_sync, synced)",
 			                  lua_type(L, -2) == LUA_TSTRING ? lct_key_name(L, -2) : luaL_typename(L, -2));
 		if (!lua_isfunction(L, -1))
 			return luaL_error(L, "bad argument '%s': expected a function, got %s", kinds[i], luaL_typename(L, -1));
@@ -578,17 +663,19 @@ struct events_opts {
 	int buffer, resync, reliable;
 };
 
-static const char *const events_options[] = { "filter", "buffer", "resync", "reliable", NULL };
+static const char *const events_options[] = { "filter", "expect_filter", "buffer", "resync", "reliable", NULL };
 
-/* { "new", "destroy", filter = {...}, buffer = n, resync = b, reliable = b } */
-static void parse_opts(lua_State *L, int idx, struct events_opts *o, struct filter *f)
+/* { "new", "destroy", "expect_new", filter = {...}, expect_filter = {...},
+ * buffer = n, resync = b, reliable = b } */
+static void parse_opts(lua_State *L, int idx, struct events_opts *o, struct filter *f, struct xfilter *xf)
 {
 	o->kinds = 0;
 	o->buffer = LCT_EVENTS_BUFFER;
 	o->resync = o->reliable = 0;
 	memset(f, 0, sizeof(*f));
+	memset(xf, 0, sizeof(*xf));
 	if (lua_isnoneornil(L, idx)) {
-		o->kinds = EV_NEW | EV_UPDATE | EV_DESTROY;
+		o->kinds = EV_FLOWS;
 		return;
 	}
 	luaL_checktype(L, idx, LUA_TTABLE);
@@ -596,16 +683,18 @@ static void parse_opts(lua_State *L, int idx, struct events_opts *o, struct filt
 	while (lua_next(L, idx)) {
 		if (lua_type(L, -2) == LUA_TNUMBER) {
 			int i;
-			for (i = 0; i < 3 && !lct_key_is(L, -1, kind_names[i]); i++)
+			for (i = 0; i < EV_NKINDS && !lct_key_is(L, -1, kind_names[i]); i++)
 				;
-			if (i == 3 && lua_type(L, -1) == LUA_TSTRING)
+			if (i == EV_NKINDS && lua_type(L, -1) == LUA_TSTRING)
 				luaL_error(L, "bad argument 'events': unknown event kind \"%s\"", lct_key_name(L, -1));
-			if (i == 3)
+			if (i == EV_NKINDS)
 				luaL_error(L, "bad argument 'events': unknown event kind %s", luaL_typename(L, -1));
 			o->kinds |= 1u << i;
 		} else {
 			if (lct_key_is(L, -2, "filter"))
 				lct_filter_parse(L, lua_gettop(L), f);
+			else if (lct_key_is(L, -2, "expect_filter"))
+				lct_xfilter_parse(L, lua_gettop(L), xf);
 			else if (lct_key_is(L, -2, "buffer"))
 				o->buffer = (int)lct_check_uint(L, -1, "buffer", 0x7fffffff);
 			else if (lct_key_is(L, -2, "resync"))
@@ -618,7 +707,7 @@ static void parse_opts(lua_State *L, int idx, struct events_opts *o, struct filt
 		lua_pop(L, 1);
 	}
 	if (o->kinds == 0)
-		o->kinds = EV_NEW | EV_UPDATE | EV_DESTROY;
+		o->kinds = EV_FLOWS;
 }
 
 /* ct:events([opts]) -> subscription | nil, message, errno */
@@ -627,13 +716,14 @@ int lct_events(lua_State *L)
 	struct handle *h = lct_check_handle(L, 1);
 	struct events_opts o;
 	struct filter f;
+	struct xfilter xf;
 	struct events *ev;
 	unsigned int groups = 0;
 	int rc, on = 1, netns_fd;
 
 	lua_settop(L, 2);
-	parse_opts(L, 2, &o, &f);
-	ev = lua_newuserdatauv(L, sizeof(*ev), 1);
+	parse_opts(L, 2, &o, &f, &xf);
+	ev = lua_newuserdatauv(L, sizeof(*ev), 2);
 	ev->nl.sock = ev->sync_nl.sock = NULL;
 	ev->scratch = NULL;
 	ev->closed = 1;
@@ -644,9 +734,16 @@ int lct_events(lua_State *L)
 		lct_filter_push_where(L, -1);
 		lua_setiuservalue(L, -3, 1);
 		lua_pop(L, 1);
+		lua_getfield(L, 2, "expect_filter");
+		if (lua_istable(L, -1)) {
+			lua_getfield(L, -1, "where");
+			lua_setiuservalue(L, -3, 2);
+		}
+		lua_pop(L, 1);
 	}
 	ev->kinds = o.kinds;
 	ev->filter = f;
+	ev->xfilter = xf;
 	ev->resync = o.resync;
 	ev->sync = SYNC_NONE;
 	ev->overflows = 0;
@@ -658,9 +755,13 @@ int lct_events(lua_State *L)
 	if (o.kinds & EV_NEW)     groups |= NF_NETLINK_CONNTRACK_NEW;
 	if (o.kinds & EV_UPDATE)  groups |= NF_NETLINK_CONNTRACK_UPDATE;
 	if (o.kinds & EV_DESTROY) groups |= NF_NETLINK_CONNTRACK_DESTROY;
+	if (o.kinds & EV_XNEW)    groups |= NF_NETLINK_CONNTRACK_EXP_NEW;
+	if (o.kinds & EV_XDESTROY) groups |= NF_NETLINK_CONNTRACK_EXP_DESTROY;
 	if ((rc = nl_open(&ev->nl, ev->netns_fd, groups)) < 0)
 		return lct_fail(L, "events", -rc);
-	if ((rc = nl_set_rcvbuf(&ev->nl, o.buffer)) < 0 || (rc = attach_bpf(nl_fd(&ev->nl), &f)) < 0)
+	/* the socket filter would judge expectations' messages as flows': C alone then */
+	if ((rc = nl_set_rcvbuf(&ev->nl, o.buffer)) < 0 ||
+	    (!(o.kinds & EV_EXPECTATIONS) && (rc = attach_bpf(nl_fd(&ev->nl), &f)) < 0))
 		return lct_fail(L, "events", -rc);
 	if (o.reliable) {
 		/* as conntrackd: the kernel reports a failed delivery to the sender

@@ -85,6 +85,7 @@ int  nl_reply_buffered(const struct nl_reply *r);
 int  nl_request(struct nl *nl, struct nlmsghdr *nlh, char *buf, size_t cap,
                 int (*cb)(const struct nlmsghdr *, void *), void *data);
 struct nlmsghdr *nl_ct_header(char *buf, uint16_t type, uint16_t flags, uint8_t family);
+struct nlmsghdr *nl_exp_header(char *buf, uint16_t type, uint16_t flags, uint8_t family);
 int  nl_set_rcvbuf(struct nl *nl, int bytes);
 void nl_batch_init(struct nl_batch *b);
 int  nl_batch_full(const struct nl_batch *b);
@@ -254,9 +255,44 @@ struct flow *lct_to_flow(lua_State *L, int idx);   /* the flow at idx, or NULL *
 void lct_flow_open(lua_State *L, int module);
 int  lct_parse(lua_State *L);
 
+/* ---- expect.c: expectations, their fields and filters ---- */
+#define LCT_EXPECT "conntrack.expectation"
+#define LCT_XDUMP  "conntrack.expect_dump"
+struct expect {
+	struct nf_expect *exp;
+	uint32_t id;               /* the kernel's id, which the library does not keep */
+	int has_id;
+	uint8_t type;              /* NFCT_T_NEW/DESTROY for an event, else NFCT_T_UNKNOWN */
+};
+struct xterm {
+	int field;
+	uint64_t value;
+	struct addr addr;
+	char str[32];
+};
+#define LCT_MAX_XTERMS 32
+struct xfilter {
+	int nterms;
+	struct xterm terms[LCT_MAX_XTERMS];
+	uint8_t family;            /* AF_UNSPEC unless the filter pins one */
+	int has_where;
+};
+struct expect *lct_expect_new(lua_State *L);                  /* pushes an empty one */
+struct expect *lct_expect_push(lua_State *L, const struct nlmsghdr *nlh, uint8_t type);
+int  lct_expect_parse(const struct nlmsghdr *nlh, struct expect *x);   /* no Lua: 0, or -1 */
+struct expect *lct_to_expect(lua_State *L, int idx);
+struct expect *lct_check_expect(lua_State *L, int idx);
+void lct_expect_push_line(lua_State *L, const struct expect *x, const struct format *fmt);
+void lct_expect_build(lua_State *L, int idx, struct expect *x, int create);
+uint8_t lct_expect_family(const struct expect *x);
+void lct_xfilter_parse(lua_State *L, int idx, struct xfilter *f);
+int  lct_xfilter_match(const struct xfilter *f, const struct expect *x);
+void lct_expect_open(lua_State *L, int module);
+
 /* ---- validate.c: a message checked against the parser's layout, no Lua ---- */
 int  msg_check(const struct nlmsghdr *nlh);      /* family and every attribute: 0, or -1 */
 int  msg_validate(const struct nlmsghdr *nlh);
+int  msg_check_expect(const struct nlmsghdr *nlh);   /* an expectation's message: 0, or -1 */
 void msg_attrs_of(const void *payload, int len, const struct nlattr **tb, int max);
 #define MSG_PAYLOAD(attr) ((const uint8_t *)(attr) + MNL_ATTR_HDRLEN)
 #define MSG_PAYLOAD_LEN(attr) ((int)(attr)->nla_len - (int)MNL_ATTR_HDRLEN)
@@ -332,6 +368,11 @@ void lct_ops_register(lua_State *L);
 /* ---- events.c ---- */
 void lct_events_open(lua_State *L);
 int  lct_events(lua_State *L);
+
+/* ---- expect_ops.c: the expectation table's operations on a handle ---- */
+void lct_expect_ops_open(lua_State *L);     /* the dump's metatable */
+void lct_expect_ops_register(lua_State *L); /* the handle's methods, at the top of the stack */
+int  lct_expect_dump(lua_State *L);
 
 /* ---- sweep.c: delete and update by filter ---- */
 void lct_sweep_open(lua_State *L);

@@ -3,7 +3,8 @@
  * libnetfilter_conntrack expects, before it reads a byte. That parser calls
  * exit() on an attribute of the wrong size ("kernel ABI is broken") and
  * reads strings up to their NUL: a malformed or crafted message must stop
- * here, as an error, instead of ending the process. A checked message is
+ * here, as an error, instead of ending the process (flows, and expectations:
+ * msg_check_expect). A checked message is
  * read by type with msg_attrs_of (parse.c, format.c, filter.c). No Lua.
  */
 #include <string.h>
@@ -70,6 +71,14 @@ LEVEL(conntrack,
       [CTA_SECMARK] = { 4, NULL }, [CTA_USE] = { 4, NULL }, [CTA_ID] = { 4, NULL }, [CTA_ZONE] = { 2, NULL },
       [CTA_LABELS] = { LABELS, NULL });
 
+LEVEL(expect_nat, [CTA_EXPECT_NAT_DIR] = { 4, NULL }, [CTA_EXPECT_NAT_TUPLE] = { NESTED, &tuple });
+LEVEL(expect,
+      [CTA_EXPECT_MASTER] = { NESTED, &tuple }, [CTA_EXPECT_TUPLE] = { NESTED, &tuple },
+      [CTA_EXPECT_MASK] = { NESTED, &tuple }, [CTA_EXPECT_TIMEOUT] = { 4, NULL }, [CTA_EXPECT_ID] = { 4, NULL },
+      [CTA_EXPECT_HELP_NAME] = { STRING, NULL }, [CTA_EXPECT_ZONE] = { 2, NULL },
+      [CTA_EXPECT_FLAGS] = { 4, NULL }, [CTA_EXPECT_CLASS] = { 4, NULL },
+      [CTA_EXPECT_NAT] = { NESTED, &expect_nat }, [CTA_EXPECT_FN] = { STRING, NULL });
+
 /* Every attribute of a level lies within it and follows its rule; what is
  * left at the end must be padding, not a truncated attribute. The common
  * case, an attribute of fixed size, is tested first: every flow of a dump
@@ -110,13 +119,18 @@ static int check_level(const char *at, int left, const struct level *level, int 
 	return 0;
 }
 
-int msg_validate(const struct nlmsghdr *nlh)
+static int validate_as(const struct nlmsghdr *nlh, const struct level *level)
 {
 	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
 
 	if (nlh->nlmsg_len < head)
 		return -1;
-	return check_level((const char *)nlh + head, (int)(nlh->nlmsg_len - head), &conntrack, 0);
+	return check_level((const char *)nlh + head, (int)(nlh->nlmsg_len - head), level, 0);
+}
+
+int msg_validate(const struct nlmsghdr *nlh)
+{
+	return validate_as(nlh, &conntrack);
 }
 
 /* The attributes of one level by type, the last of a type winning and types
@@ -151,6 +165,19 @@ int msg_check(const struct nlmsghdr *nlh)
 	/* conntrack tracks IPv4 and IPv6; the library cannot print another family */
 	if (nlh->nlmsg_len < head || (nfh->nfgen_family != AF_INET && nfh->nfgen_family != AF_INET6) ||
 	    msg_validate(nlh) < 0)
+		return -1;
+	return 0;
+}
+
+/* The same for a message of the expectation table (the library's parser of
+ * expectations reads tuples with the flows' code, and exits alike). */
+int msg_check_expect(const struct nlmsghdr *nlh)
+{
+	const struct nfgenmsg *nfh = mnl_nlmsg_get_payload(nlh);
+	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
+
+	if (nlh->nlmsg_len < head || (nfh->nfgen_family != AF_INET && nfh->nfgen_family != AF_INET6) ||
+	    validate_as(nlh, &expect) < 0)
 		return -1;
 	return 0;
 }
