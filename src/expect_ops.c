@@ -12,6 +12,24 @@
 
 #include "lct.h"
 
+/* nil, "op: message", errno, with the kernel's errnos told as they are
+ * meant for expectations */
+static int fail(lua_State *L, const char *op, int err)
+{
+	const char *what = NULL;
+
+	if (err == ENOENT)
+		what = strcmp(op, "expect_create") == 0 ? "no master flow of that tuple" : "no such expectation";
+	else if (err == EEXIST)
+		what = "the expectation already exists";
+	if (what == NULL)
+		return lct_fail(L, op, err);
+	lua_pushnil(L);
+	lua_pushfstring(L, "%s: %s", op, what);
+	lua_pushinteger(L, err);
+	return 3;
+}
+
 /* ---- the dump ---- */
 
 enum { XD_RUNNING, XD_DONE, XD_CLOSED };
@@ -196,9 +214,9 @@ static int op_get(lua_State *L)
 	nlh = nl_exp_header(lct_handle_buf(h), IPCTNL_MSG_EXP_GET, NLM_F_ACK, lct_expect_family(key));
 	nfexp_nlmsg_build(nlh, key->exp);
 	if ((rc = lct_handle_request(L, h, nlh, parse_expect_cb, found)) < 0)
-		return lct_fail(L, "expect_get", -rc);
+		return fail(L, "expect_get", -rc);
 	if (!found->has_id && !nfexp_attr_is_set(found->exp, ATTR_EXP_EXPECTED))
-		return lct_fail(L, "expect_get", ENOENT);
+		return fail(L, "expect_get", ENOENT);
 	return 1;
 }
 
@@ -218,7 +236,7 @@ static int op_create(lua_State *L)
 	                    lct_expect_family(x));
 	nfexp_nlmsg_build(nlh, x->exp);
 	if ((rc = lct_handle_request(L, h, nlh, NULL, NULL)) < 0)
-		return lct_fail(L, "expect_create", -rc);
+		return fail(L, "expect_create", -rc);
 	lua_pushboolean(L, 1);
 	return 1;
 }
@@ -259,7 +277,7 @@ static int op_delete(lua_State *L)
 		if (!nfexp_attr_is_set(x->exp, ATTR_EXP_EXPECTED))
 			return luaL_error(L, "bad argument 'expectation': delete needs its expected tuple");
 		if ((rc = delete_one(L, h, x)) < 0)
-			return lct_fail(L, "expect_delete", -rc);
+			return fail(L, "expect_delete", -rc);
 		lua_pushboolean(L, 1);
 		return 1;
 	}
@@ -289,7 +307,9 @@ static int op_delete(lua_State *L)
 
 static const char *const flush_options[] = { "family", NULL };
 
-/* ct:expect_flush([{ family = }]) -> true | nil, message, errno */
+/* ct:expect_flush([{ family = }]) -> true | nil, message, errno. The
+ * kernel empties the whole expectation table whatever the family asked:
+ * those of one family are deleted one by one. */
 static int op_flush(lua_State *L)
 {
 	struct handle *h = lct_check_handle(L, 1);
@@ -306,7 +326,17 @@ static int op_flush(lua_State *L)
 			lua_pop(L, 1);
 		}
 	}
-	nlh = nl_exp_header(lct_handle_buf(h), IPCTNL_MSG_EXP_DELETE, NLM_F_ACK, (uint8_t)family);
+	if (family != 0) {
+		lua_settop(L, 1);
+		lua_createtable(L, 0, 1);
+		lua_pushstring(L, family == AF_INET ? "ipv4" : "ipv6");
+		lua_setfield(L, -2, "family");
+		if (op_delete(L) == 3)
+			return 3;
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	nlh = nl_exp_header(lct_handle_buf(h), IPCTNL_MSG_EXP_DELETE, NLM_F_ACK, AF_UNSPEC);
 	if ((rc = lct_handle_request(L, h, nlh, NULL, NULL)) < 0)
 		return lct_fail(L, "expect_flush", -rc);
 	lua_pushboolean(L, 1);
