@@ -396,7 +396,9 @@ function M.parse(argv, warn)
       local family, bytes = parse_address(st, c, optarg)
       st[c] = { family = family, bytes = bytes }
     elseif c == "[" or c == "]" then
-      parse_address(st, c, optarg)
+      local family, bytes = parse_address(st, c, optarg)
+      st.tuple = st.tuple or {}
+      st.tuple[c == "[" and "src" or "dst"] = { family = family, bytes = bytes }
     elseif c == "{" or c == "}" then
       local _, bytes = parse_address(st, c, optarg)
       st.masks[c == "{" and "s" or "d"] = bytes
