@@ -227,6 +227,19 @@ static int push_event(lua_State *L, const char *kind)
 	return 3;
 }
 
+/* The same for an event of the kernel: its time is when the kernel made it
+ * where the kernel says (CTA_TIMESTAMP_EVENT, as conntrack 1.4.9 prints it),
+ * else when it was received. */
+static int push_kernel_event(lua_State *L, const char *kind, const struct nlmsghdr *nlh)
+{
+	double t;
+
+	lua_pushstring(L, kind);
+	lua_insert(L, -2);
+	lua_pushnumber(L, msg_event_time(nlh, &t) ? t : now(CLOCK_REALTIME));
+	return 3;
+}
+
 /* The next flow of a resync dump as a "sync" event (an expectation as an
  * "expect_sync" one); 0 when it is over. */
 static int next_sync(lua_State *L, int ev_idx, struct events *ev)
@@ -340,7 +353,7 @@ static int next_queued(lua_State *L, int ev_idx, struct events *ev)
 			continue;
 		if (rc == EV_CLOSED)
 			return EV_CLOSED;
-		return push_event(L, kind_name(kind));
+		return push_kernel_event(L, kind_name(kind), nlh);
 	}
 	ev->off = ev->len;
 	return 0;

@@ -293,6 +293,7 @@ void lct_expect_open(lua_State *L, int module);
 int  msg_check(const struct nlmsghdr *nlh);      /* family and every attribute: 0, or -1 */
 int  msg_validate(const struct nlmsghdr *nlh);
 int  msg_check_expect(const struct nlmsghdr *nlh);   /* an expectation's message: 0, or -1 */
+int  msg_event_time(const struct nlmsghdr *nlh, double *t);   /* the kernel's time of an event: 1, or 0 */
 void msg_attrs_of(const void *payload, int len, const struct nlattr **tb, int max);
 #define MSG_PAYLOAD(attr) ((const uint8_t *)(attr) + MNL_ATTR_HDRLEN)
 #define MSG_PAYLOAD_LEN(attr) ((int)(attr)->nla_len - (int)MNL_ATTR_HDRLEN)

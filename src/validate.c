@@ -13,6 +13,10 @@
 
 #include "lct.h"
 
+#ifndef CTA_TIMESTAMP_EVENT
+#define CTA_TIMESTAMP_EVENT 27   /* Linux 6.12's headers and later: when the kernel made an event, ns */
+#endif
+
 /* else: the exact payload size */
 enum { ANY = 0, NESTED = -1, STRING = -2, LABELS = -3 };
 #define LABELS_MAX 16   /* the kernel's 128 label bits: a larger area would only cost time to read */
@@ -69,7 +73,7 @@ LEVEL(conntrack,
       [CTA_TIMESTAMP] = { NESTED, &timestamp }, [CTA_SYNPROXY] = { NESTED, &synproxy },
       [CTA_STATUS] = { 4, NULL }, [CTA_TIMEOUT] = { 4, NULL }, [CTA_MARK] = { 4, NULL },
       [CTA_SECMARK] = { 4, NULL }, [CTA_USE] = { 4, NULL }, [CTA_ID] = { 4, NULL }, [CTA_ZONE] = { 2, NULL },
-      [CTA_LABELS] = { LABELS, NULL });
+      [CTA_LABELS] = { LABELS, NULL }, [CTA_TIMESTAMP_EVENT] = { 8, NULL });
 
 LEVEL(expect_nat, [CTA_EXPECT_NAT_DIR] = { 4, NULL }, [CTA_EXPECT_NAT_TUPLE] = { NESTED, &tuple });
 LEVEL(expect,
@@ -180,4 +184,19 @@ int msg_check_expect(const struct nlmsghdr *nlh)
 	    validate_as(nlh, &expect) < 0)
 		return -1;
 	return 0;
+}
+
+/* The kernel's time of an event (CTA_TIMESTAMP_EVENT, Linux 6.12 and later),
+ * in seconds since the epoch, of a checked message: 1, or 0 if it has none. */
+int msg_event_time(const struct nlmsghdr *nlh, double *t)
+{
+	const struct nlattr *tb[CTA_TIMESTAMP_EVENT + 1];
+	size_t head = MNL_ALIGN(sizeof(struct nfgenmsg));
+
+	msg_attrs_of((const char *)mnl_nlmsg_get_payload(nlh) + head, (int)(mnl_nlmsg_get_payload_len(nlh) - head),
+	             tb, CTA_TIMESTAMP_EVENT);
+	if (tb[CTA_TIMESTAMP_EVENT] == NULL || MSG_PAYLOAD_LEN(tb[CTA_TIMESTAMP_EVENT]) != 8)
+		return 0;
+	*t = (double)msg_be64(tb[CTA_TIMESTAMP_EVENT]) / 1e9;
+	return 1;
 }

@@ -503,6 +503,10 @@ function M.run(cmd, ctx)
     output.out():write(("lua-conntrack v%s (conntrack-tools compatible)\n"):format(conntrack._VERSION))
     return 0
   end
+  if cmd.labelmap_path then
+    local ok, msg = conntrack.labelmap(cmd.labelmap_path)
+    if not ok then failure(msg) end
+  end
   local ct = ctx.open(cmd.netns)
   if command == "CT_FLUSH" then return flush(cmd, ct) end
   if command == "CT_EVENT" then return require("conntrack.ctl.events").run(cmd, ct, ctx) end

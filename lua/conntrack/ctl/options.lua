@@ -79,7 +79,7 @@ local LEGAL = {
 local EXTENSIONS = {
   where = { CT_LIST = true, CT_DELETE = true, CT_UPDATE = true, CT_EVENT = true },
   handler = { CT_EVENT = true }, resync = { CT_EVENT = true }, strict = { CT_EVENT = true },
-  netns = "any",
+  netns = "any", labelmap = "any",
 }
 
 local SHORTS = ":L::I::U::D::G::E::F::A::hVs:d:r:q:p:t:u:e:a:z[:]:{:}:m:i:f:o:n::g::c:b:C::Sj::w:l:<:>::(:):"
@@ -98,7 +98,7 @@ local LONGS = {
   long("any-nat", 2, "j"), long("zone", 1, "w"), long("label", 1, "l"), long("label-add", 1, "<"),
   long("label-del", 2, ">"), long("orig-zone", 1, "("), long("reply-zone", 1, ")"),
   long("where", 1, "where", true), long("handler", 1, "handler", true), long("netns", 1, "netns", true),
-  long("resync", 0, "resync", true), long("strict", 0, "strict", true),
+  long("resync", 0, "resync", true), long("strict", 0, "strict", true), long("labelmap", 1, "labelmap"),
 }
 
 local CMD_TYPE = {
@@ -326,7 +326,7 @@ local BASE_PAIRS_MSG = { "you have to specify `--src' and `--dst'",
 -- failed attempt says so (perror).
 local function labelmap_init(st, warn)
   if st.labelmap then return st.labelmap end
-  local map, err = labels.load()
+  local map, err = labels.load(st.labelmap_path)
   if not map then warn(("nfct_labelmap_new: %s\n"):format(err)) end
   st.labelmap = map
   return map
@@ -352,6 +352,14 @@ function M.parse(argv, warn)
   }
   local longs = {}
   for i, o in ipairs(LONGS) do longs[i] = o end
+  -- --labelmap FILE (conntrack 1.4.9) names the file every label option reads, wherever it stands
+  for i = 1, #argv do
+    local name, value = argv[i]:match("^%-%-(labelm[a-z]*)=?(.*)$")
+    if name and ("labelmap"):sub(1, #name) == name then
+      st.labelmap_path = value ~= "" and value or argv[i + 1]
+    end
+    if argv[i] == "--" then break end
+  end
   local p = getopt.new(argv, SHORTS, longs)
   -- what a protocol's parse function sees
   local ctx = { fields = st.fields, cmd = st, usage = usage }
@@ -503,6 +511,8 @@ function M.parse(argv, warn)
       st.netns = optarg
     elseif c == "resync" or c == "strict" then
       st[c] = true
+    elseif c == "labelmap" then
+      st.labelmap_path = optarg
     end
   end
 
