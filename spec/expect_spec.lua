@@ -303,3 +303,45 @@ describe("expectation events", function()
     sub:close()
   end)
 end)
+
+describe("conntrack.parse_expect", function()
+  local function le16(n) return string.char(n % 256, math.floor(n / 256) % 256) end
+  local function le32(n) return le16(n % 65536) .. le16(math.floor(n / 65536)) end
+  local function be16(n) return string.char(math.floor(n / 256) % 256, n % 256) end
+  local function be32(n) return be16(math.floor(n / 65536)) .. be16(n % 65536) end
+  local function attr(t, payload)
+    local a = le16(4 + #payload) .. le16(t) .. payload
+    return a .. string.rep("\0", (4 - #a % 4) % 4)
+  end
+  local function tuple(src, dst, sport, dport)
+    return attr(0x8001, attr(1, src) .. attr(2, dst)) ..
+           attr(0x8002, attr(1, "\6") .. attr(2, be16(sport)) .. attr(3, be16(dport)))
+  end
+  local LO = "\127\0\0\1"
+  local function message(timeout_payload, helper)
+    local body = "\2\0\0\0" ..
+      attr(0x8001, tuple(LO, LO, 40000, 21)) .. attr(0x8002, tuple(LO, LO, 0, 4000)) ..
+      attr(0x8003, tuple("\255\255\255\255", "\255\255\255\255", 0, 65535)) ..
+      attr(4, timeout_payload or be32(300)) .. attr(5, be32(77)) .. attr(6, helper or "ftp\0") .. attr(9, be32(0))
+    return le32(16 + #body) .. le16(2 * 256) .. le16(0) .. le32(0) .. le32(0) .. body
+  end
+
+  it("reads an expectation message as the kernel sends it", function()
+    local x = assert(conntrack.parse_expect(message()))
+    assert.equal(4000, x.dport)
+    assert.equal(40000, x.master_sport)
+    assert.equal(77, x.id)
+    assert.equal("ftp", x.helper)
+    assert.equal("300 proto=6 src=127.0.0.1 dst=127.0.0.1 sport=0 dport=4000 mask-src=255.255.255.255 " ..
+      "mask-dst=255.255.255.255 sport=0 dport=65535 master-src=127.0.0.1 master-dst=127.0.0.1 sport=40000 dport=21 " ..
+      "class=0 helper=ftp", tostring(x))
+  end)
+
+  it("refuses a malformed one instead of letting the library end the process", function()
+    assert.same({ nil, "parse_expect: malformed attributes" }, { conntrack.parse_expect(message(be16(300))) })
+    assert.same({ nil, "parse_expect: malformed attributes" }, { conntrack.parse_expect(message(nil, "ftp!")) })
+    assert.same({ nil, "parse_expect: not an expectation message (bad length)" }, { conntrack.parse_expect("x") })
+    local flowish = message():sub(1, 4) .. le16(1 * 256) .. message():sub(7)
+    assert.same({ nil, "parse_expect: not an expectation message" }, { conntrack.parse_expect(flowish) })
+  end)
+end)

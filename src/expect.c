@@ -575,6 +575,42 @@ uint8_t lct_expect_family(const struct expect *x)
 	return t != NULL && nfct_attr_is_set(t, ATTR_ORIG_L3PROTO) ? nfct_get_attr_u8(t, ATTR_ORIG_L3PROTO) : 0;
 }
 
+/* conntrack.parse_expect(message) -> expectation | nil, message: one
+ * ctnetlink message of the expectation table, as recorded from the kernel
+ * (checked whole before the library reads it) */
+static int parse_expect(lua_State *L)
+{
+	size_t len;
+	const char *bytes = luaL_checklstring(L, 1, &len);
+	struct nlmsghdr *nlh;
+	struct expect *x;
+	int type;
+
+	if (len < MNL_NLMSG_HDRLEN + sizeof(struct nfgenmsg) || len > LCT_RECV_SIZE) {
+		lua_pushnil(L);
+		lua_pushliteral(L, "parse_expect: not an expectation message (bad length)");
+		return 2;
+	}
+	/* an aligned copy, in memory an error cannot leak */
+	nlh = lua_newuserdatauv(L, len, 0);
+	memcpy(nlh, bytes, len);
+	type = NFNL_MSG_TYPE(nlh->nlmsg_type);
+	if (nlh->nlmsg_len != len || !mnl_nlmsg_ok(nlh, (int)len) ||
+	    NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_CTNETLINK_EXP ||
+	    (type != IPCTNL_MSG_EXP_NEW && type != IPCTNL_MSG_EXP_DELETE)) {
+		lua_pushnil(L);
+		lua_pushliteral(L, "parse_expect: not an expectation message");
+		return 2;
+	}
+	x = lct_expect_new(L);
+	if (lct_expect_parse(nlh, x) < 0) {
+		lua_pushnil(L);
+		lua_pushliteral(L, "parse_expect: malformed attributes");
+		return 2;
+	}
+	return 1;
+}
+
 /* conntrack.expect_fields: the names an expectation has */
 static void push_names(lua_State *L)
 {
@@ -606,4 +642,6 @@ void lct_expect_open(lua_State *L, int module)
 	lua_pop(L, 1);
 	push_names(L);
 	lua_setfield(L, module, "expect_fields");
+	lua_pushcfunction(L, parse_expect);
+	lua_setfield(L, module, "parse_expect");
 }

@@ -18,7 +18,7 @@
 #endif
 
 /* else: the exact payload size */
-enum { ANY = 0, NESTED = -1, STRING = -2, LABELS = -3 };
+enum { ANY = 0, NESTED = -1, STRING = -2, LABELS = -3, EXPECTFN = -4 };
 #define LABELS_MAX 16   /* the kernel's 128 label bits: a larger area would only cost time to read */
 
 /* The rules of one level, indexed by attribute type (O(1) on a path that
@@ -31,11 +31,18 @@ struct rule {
 struct level {
 	uint16_t max;
 	const struct rule *rules;
+	int strict;                /* a type past max is malformed, not skipped */
 };
 
 #define LEVEL(name, ...) \
 	static const struct rule name##_rules[] = { __VA_ARGS__ }; \
-	static const struct level name = { sizeof(name##_rules) / sizeof(name##_rules[0]) - 1, name##_rules }
+	static const struct level name = { sizeof(name##_rules) / sizeof(name##_rules[0]) - 1, name##_rules, 0 }
+/* The library's parser of an expectation's NAT part stores every type up to
+ * CTA_MAX into an array of CTA_EXPECT_NAT_MAX + 1: a larger type would
+ * write past it, on its stack. */
+#define STRICT_LEVEL(name, ...) \
+	static const struct rule name##_rules[] = { __VA_ARGS__ }; \
+	static const struct level name = { sizeof(name##_rules) / sizeof(name##_rules[0]) - 1, name##_rules, 1 }
 
 LEVEL(ip, [CTA_IP_V4_SRC] = { 4, NULL }, [CTA_IP_V4_DST] = { 4, NULL },
           [CTA_IP_V6_SRC] = { 16, NULL }, [CTA_IP_V6_DST] = { 16, NULL });
@@ -75,13 +82,15 @@ LEVEL(conntrack,
       [CTA_SECMARK] = { 4, NULL }, [CTA_USE] = { 4, NULL }, [CTA_ID] = { 4, NULL }, [CTA_ZONE] = { 2, NULL },
       [CTA_LABELS] = { LABELS, NULL }, [CTA_TIMESTAMP_EVENT] = { 8, NULL });
 
-LEVEL(expect_nat, [CTA_EXPECT_NAT_DIR] = { 4, NULL }, [CTA_EXPECT_NAT_TUPLE] = { NESTED, &tuple });
+STRICT_LEVEL(expect_nat, [CTA_EXPECT_NAT_DIR] = { 4, NULL }, [CTA_EXPECT_NAT_TUPLE] = { NESTED, &tuple });
 LEVEL(expect,
       [CTA_EXPECT_MASTER] = { NESTED, &tuple }, [CTA_EXPECT_TUPLE] = { NESTED, &tuple },
       [CTA_EXPECT_MASK] = { NESTED, &tuple }, [CTA_EXPECT_TIMEOUT] = { 4, NULL }, [CTA_EXPECT_ID] = { 4, NULL },
       [CTA_EXPECT_HELP_NAME] = { STRING, NULL }, [CTA_EXPECT_ZONE] = { 2, NULL },
       [CTA_EXPECT_FLAGS] = { 4, NULL }, [CTA_EXPECT_CLASS] = { 4, NULL },
-      [CTA_EXPECT_NAT] = { NESTED, &expect_nat }, [CTA_EXPECT_FN] = { STRING, NULL });
+      [CTA_EXPECT_NAT] = { NESTED, &expect_nat }, [CTA_EXPECT_FN] = { EXPECTFN, NULL });
+/* the library asserts (aborts) on an expect function's name longer than this */
+#define EXPECTFN_MAX 32
 
 /* Every attribute of a level lies within it and follows its rule; what is
  * left at the end must be padding, not a truncated attribute. The common
@@ -99,6 +108,8 @@ static int check_level(const char *at, int left, const struct level *level, int 
 
 		if (alen < sizeof(struct nlattr) || (int)alen > left)
 			return -1;
+		if (type > max && level->strict)
+			return -1;
 		if (type <= max) {
 			const struct rule *r = &rules[type];
 			if (r->size > 0) {
@@ -113,6 +124,9 @@ static int check_level(const char *at, int left, const struct level *level, int 
 				if (len == 0 || memchr(at + MNL_ATTR_HDRLEN, '\0', (size_t)len) == NULL)
 					return -1;
 			} else if (r->size == LABELS && len > LABELS_MAX) {
+				return -1;
+			} else if (r->size == EXPECTFN && (len == 0 || len > EXPECTFN_MAX ||
+			                                   memchr(at + MNL_ATTR_HDRLEN, '\0', (size_t)len) == NULL)) {
 				return -1;
 			}
 		}
