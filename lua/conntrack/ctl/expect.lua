@@ -12,7 +12,7 @@
 
 local addr = require "conntrack.ctl.addr"
 local compat = require "conntrack.ctl.compat"
-local options = require "conntrack.ctl.options"
+local errors = require "conntrack.ctl.errors"
 local output = require "conntrack.ctl.output"
 
 local M = {}
@@ -22,7 +22,7 @@ local XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>\n<expect>\n'
 -- The -o options nfexp_snprintf reads: xml, and the flags it ignores.
 local function format_of(cmd)
   local o = cmd.output or {}
-  if o.json then options.usage("json output is not available for expectations") end
+  if o.json then errors.usage("json output is not available for expectations") end
   local parts = {}
   for _, name in ipairs({ "xml", "extended", "id" }) do
     if o[name] then parts[#parts + 1] = name end
@@ -44,33 +44,32 @@ local function key_of(cmd)
 end
 
 -- A failure of the module as conntrack words it for the command.
-local function check(fail, command, ok, msg, errno)
-  if ok == nil then fail(command, msg, errno) end
+local function check(command, ok, msg, errno)
+  if ok == nil then errors.failed(command, errno, msg) end
   return ok
 end
 
--- The module's errors in a dump's step come raised: told as conntrack tells them.
-local function each(ct, filter, fail, command)
-  local ok, step, state, init = pcall(ct.expect_dump, ct, filter)
-  local function raised(err)
-    if options.interrupted(err) then error(err, 0) end
-    err = tostring(err):gsub("^[^\n]-:%d+: ", "")
-    if err:find("operation not permitted", 1, true) then fail(command, nil, 1) end
-    options.failure("Operation failed: " .. err)
+-- The module's errors in a dump's step come raised, their errno kept by
+-- dump:error(): told as conntrack tells them. Ctrl-C passes through.
+local function each(ct, filter, command)
+  local function raised(err, errno)
+    if errors.interrupted(err) then error(err, 0) end
+    errors.failed(command, errno, err)
   end
+  local ok, step, state, init = pcall(ct.expect_dump, ct, filter)
   if not ok then raised(step) end
   return function(s, c)
     local stepped, x = pcall(step, s, c)
-    if not stepped then raised(x) end
+    if not stepped then raised(x, select(2, s:error())) end
     return x
   end, state, init
 end
 
-local function list(cmd, ct, fail)
+local function list(cmd, ct)
   local fmt, xml = format_of(cmd)
   local out = output.out()
   local n = 0
-  for x in each(ct, { family = cmd.family }, fail, "EXP_LIST") do
+  for x in each(ct, { family = cmd.family }, "EXP_LIST") do
     if xml and n == 0 then out:write(XML_HEAD) end
     out:write(x:format(fmt), "\n")
     n = n + 1
@@ -81,27 +80,27 @@ local function list(cmd, ct, fail)
   return 0
 end
 
-local function get(cmd, ct, fail)
-  local x = check(fail, "EXP_GET", ct:expect_get(key_of(cmd)))
+local function get(cmd, ct)
+  local x = check("EXP_GET", ct:expect_get(key_of(cmd)))
   output.out():write(x:format(format_of(cmd)), "\n")
   return 0
 end
 
-local function delete(cmd, ct, fail)
-  local x = check(fail, "EXP_DELETE", ct:expect_get(key_of(cmd)))
-  check(fail, "EXP_DELETE", ct:expect_delete(x))
+local function delete(cmd, ct)
+  local x = check("EXP_DELETE", ct:expect_get(key_of(cmd)))
+  check("EXP_DELETE", ct:expect_delete(x))
   -- as conntrack 1.4.7, which counts no deletion
   output.summary(cmd, "%d expectations have been shown.", 0)
   return 1
 end
 
-local function create(cmd, ct, fail)
+local function create(cmd, ct)
   local f, p, masks = cmd.fields, cmd.expect_ports or {}, cmd.masks or {}
   local tuple = cmd.tuple or {}
   local function addr_of(a) return a and addr.text(a.family, a.bytes) end
   local family = cmd.family
   local function mask_text(bytes) return bytes and addr.text(family, bytes) end
-  check(fail, "EXP_CREATE", ct:expect_create{
+  check("EXP_CREATE", ct:expect_create{
     proto = f.proto, timeout = f.timeout,
     master_src = text(cmd, "s"), master_dst = text(cmd, "d"), master_sport = f.orig_sport, master_dport = f.orig_dport,
     src = addr_of(tuple.src), dst = addr_of(tuple.dst), sport = p.sport, dport = p.dport,
@@ -110,22 +109,22 @@ local function create(cmd, ct, fail)
   return 0
 end
 
-local function flush(_, ct, fail)
+local function flush(_, ct)
   local ok, msg, errno = ct:expect_flush()
   output.message("expectation table has been emptied.")
-  check(fail, "EXP_FLUSH", ok, msg, errno)
+  check("EXP_FLUSH", ok, msg, errno)
   return 0
 end
 
-local function count(_, ct, fail)
-  local n = check(fail, "EXP_COUNT", ct:expect_count())
+local function count(_, ct)
+  local n = check("EXP_COUNT", ct:expect_count())
   output.out():write(compat.integer_text(n), "\n")
   return 0
 end
 
-local function stats(_, ct, fail)
+local function stats(_, ct)
   local out = output.out()
-  for _, cpu in ipairs(check(fail, "EXP_STATS", ct:expect_stats())) do
+  for _, cpu in ipairs(check("EXP_STATS", ct:expect_stats())) do
     out:write(("cpu=%-4d\texpect_new=%s expect_create=%s expect_delete=%s \n"):format(cpu.cpu,
       compat.integer_text(cpu.new), compat.integer_text(cpu.create), compat.integer_text(cpu.delete)))
   end
@@ -133,9 +132,9 @@ local function stats(_, ct, fail)
 end
 
 -- -E expect: each event's line, flushed, until Ctrl-C; then the summary.
-local function events(cmd, ct, fail)
+local function events(cmd, ct)
   local fmt, xml = format_of(cmd)
-  local sub = check(fail, "EXP_EVENT", ct:events{ "expect_new", "expect_destroy", buffer = cmd.buffer_size })
+  local sub = check("EXP_EVENT", ct:events{ "expect_new", "expect_destroy", buffer = cmd.buffer_size })
   local out, err = output.out(), output.err()
   local n = 0
   local ok, e = pcall(function()
@@ -154,7 +153,7 @@ local function events(cmd, ct, fail)
       end
     end
   end)
-  if not ok and not options.interrupted(e) then error(e, 0) end
+  if not ok and not errors.interrupted(e) then error(e, 0) end
   if xml and n > 0 then out:write("</expect>\n") end
   out:flush()
   output.summary(cmd, "%d expectation events have been shown.", n)
@@ -169,8 +168,8 @@ local HANDLERS = {
 
 -- Runs an EXP_ command on the handle ct; fail(command, msg, errno) raises
 -- conntrack's "Operation failed" for the module's failures.
-function M.run(cmd, ct, fail)
-  return HANDLERS[cmd.command](cmd, ct, fail)
+function M.run(cmd, ct)
+  return HANDLERS[cmd.command](cmd, ct)
 end
 
 return M
