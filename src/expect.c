@@ -258,7 +258,7 @@ void lct_expect_push_line(lua_State *L, const struct expect *x, const struct for
 
 static int expect_tostring(lua_State *L)
 {
-	struct format fmt = { NFCT_O_DEFAULT, 0, 0 };
+	struct format fmt = { .type = NFCT_O_DEFAULT };
 
 	lct_expect_push_line(L, lct_check_expect(L, 1), &fmt);
 	return 1;
@@ -270,6 +270,8 @@ static int expect_format(lua_State *L)
 	struct format fmt;
 
 	lct_check_format(L, 2, &fmt);
+	if (fmt.json)
+		return luaL_error(L, "bad argument 'format': json is not available for expectations");
 	lct_expect_push_line(L, x, &fmt);
 	return 1;
 }
