@@ -219,13 +219,15 @@ void lct_filter_push_where(lua_State *L, int idx);
 
 /* ---- change.c: what update changes ---- */
 struct changes {
-	int has_mark, has_timeout, has_status, has_labels;
+	int has_mark, has_timeout, has_status, has_labels, has_state;
 	uint32_t mark, mark_mask, timeout, status;
+	uint8_t state;                        /* a TCP state (the flows are TCP's) */
 	uint32_t labels[4], labels_mask[4];   /* 128 label bits, as the kernel lays them */
 };
 void lct_changes_parse(lua_State *L, int idx, struct changes *c);
 void lct_changes_put(const struct changes *c, const struct nf_conntrack *old, struct nlmsghdr *nlh);
 int  lct_changes_needed(const struct changes *c, const struct nf_conntrack *ct);
+void lct_changes_check_state(lua_State *L, const struct changes *c, int is_tcp);   /* raises */
 
 /* ---- flow.c ---- */
 /* A flow's nf_conntrack lives inside the userdata (so the collector counts
