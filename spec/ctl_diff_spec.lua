@@ -528,10 +528,18 @@ describe("-E", function()
     end)
   end
 
-  -- SIGTERM: conntrack prints its summary, ours ends without it (pure Lua
-  -- cannot catch the signal); a documented difference, SIGINT behaves alike.
-  it("ends on SIGINT with its summary as conntrack does #diff", function()
-    ctl.compare_events("-p udp", generate, { signal = "INT" })
+  -- SIGINT and SIGTERM: the closing tag (if the opening one was printed),
+  -- the summary on stderr, exit status 0
+  for _, case in ipairs{ { "INT", "-p udp" }, { "TERM", "-p udp" }, { "TERM", "-o xml" }, { "TERM", "-e DESTROY" },
+                         { "TERM", "-o xml,timestamp" } } do
+    it(("ends on SIG%s with its summary as conntrack does (-E %s) #diff"):format(case[1], case[2]), function()
+      ctl.compare_events(case[2], generate, { signal = case[1] })
+    end)
+  end
+
+  it("ends on SIGTERM before any event as conntrack does (-E -o xml: no tags) #diff", function()
+    local _, t = ctl.compare_events("-o xml", function() end, { signal = "TERM" })
+    assert.equal("", t.out)
   end)
 
   it("sizes its event socket with -b, where conntrack 1.4.7 sizes its other socket #diff", function()
