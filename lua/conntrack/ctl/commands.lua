@@ -21,9 +21,8 @@
 --    counted.
 -- What the module cannot do is refused with exit status 1 rather than
 -- pretended: -U --state of SCTP and DCCP flows, and the expectation table
--- beyond what /proc shows of it (-L/-C/-F/-S expect work while it is empty, as they then say all
--- there is to say). -E ends on SIGTERM without its summary: pure Lua cannot
--- catch the signal (SIGINT prints it, as conntrack does).
+-- beyond what /proc shows of it (-L/-C/-F/-S expect work while it is empty,
+-- as they then say all there is to say).
 
 local conntrack = require "conntrack"
 local compat = require "conntrack.ctl.compat"
