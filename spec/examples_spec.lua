@@ -678,5 +678,27 @@ for _, ulua in ipairs{ "lua5.1", "luajit" } do
       assert.equal(0, status, err)
       assert.equal("true\ttrue\t1\nfalse\tbad argument #1 to 'fd_add' (userdata expected, got table)\n", out)
     end)
+
+    -- procd stops a service with SIGTERM: read from a signalfd, it reaches
+    -- the loop's callback instead of uloop's own handler or the default kill
+    it("watches conntrack.signals as it watches a subscription: SIGTERM reaches the callback", function()
+      local out, err, status = run_uloop([[local uloop = require "uloop"
+        local conntrack = require "conntrack"
+        uloop.init()
+        local sig = assert(conntrack.signals{ "TERM" })
+        local watch = uloop.fd_add(sig, function(obj, events)
+          print(rawequal(obj, sig), events == uloop.ULOOP_READ, obj:next(0))
+          uloop.cancel()
+        end, uloop.ULOOP_READ)
+        local send = uloop.timer(function() os.execute("kill -TERM $PPID") end, 50)
+        local safety = uloop.timer(function() uloop.cancel() end, 5000)
+        uloop.run()
+        safety:cancel()
+        watch:delete()
+        sig:close()
+        print("end")]])
+      assert.equal(0, status, err)
+      assert.matches("^true\ttrue\tTERM\t%d+\nend\n$", out)
+    end)
   end)
 end
