@@ -96,6 +96,8 @@ int lct_sigwatch_open(lua_State *L, struct sigwatch *w, const sigset_t *set)
 	lua_getfield(L, LUA_REGISTRYINDEX, LCT_SIGMASK);
 	m = lua_touserdata(L, -1);
 	lua_pop(L, 1);   /* the registry keeps it for the state's life */
+	if (m == NULL)
+		return luaL_error(L, "signals: the module was not opened in this Lua state");
 	if ((w->fd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
 		return -errno;
 	w->set = *set;
