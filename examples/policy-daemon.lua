@@ -167,7 +167,8 @@ end
 
 -- Updates make UPDATE events of their own: not subscribing to them keeps
 -- the daemon from hearing its own changes. The signals come as events too.
-local sub = assert(ct:events{ "new", "destroy", resync = true, buffer = BUFFER, signals = { "TERM", "INT", "HUP" } })
+local sub = assert(ct:events{ "new", "destroy", resync = true, buffer = BUFFER,
+                              signals = { "TERM", "INT", "HUP" } })
 log("policy daemon: local %s, ssh mark 0x%x, udp idle %s s", LOCAL_PREFIXES, SSH_MARK, UDP_IDLE)
 
 -- One-second waits: the sweep is due between events.

@@ -447,8 +447,8 @@ describe("-U", function()
 
   -- the flows chosen are all in zone 0: 1.4.7 would miss the others (see below)
   describe("--state", function()
-    updates{ "-U -s 10.0.0.1 -p tcp --dport 22 --state TIME_WAIT", "-U -s 10.0.0.1 -p tcp --dport 22 --state CLOSE -m 4",
-             "-U -s fd00::1 -p tcp --dport 22 --state TIME_WAIT", "-U -s 192.168.1.10 -p tcp --state LISTEN",
+    updates{ "-U -s 10.0.0.1 -p tcp --dport 22 --state TIME_WAIT",
+             "-U -s 10.0.0.1 -p tcp --dport 22 --state CLOSE -m 4", "-U -s fd00::1 -p tcp --dport 22 --state TIME_WAIT", "-U -s 192.168.1.10 -p tcp --state LISTEN",
              "-U -s 10.0.2.1 -p tcp --state SYN_SENT -t 40", "-U -s 10.0.2.1 -p tcp --state TIME_WAIT -o extended",
              "-U -d 10.0.0.2 -p tcp --sport 1002 --state NONE", "-U -s 10.0.0.1 -p tcp --dport 22 --state SYN_SENT",
              "-U -s 192.168.1.10 -p tcp --dport 80 --state ESTABLISHED -o xml" }

@@ -4,9 +4,10 @@
  * library callback. Losses are never silent: a kernel drop (ENOBUFS) is an
  * "overflow" event, optionally followed by a re-read of the table ("sync"
  * events, then "synced") so a mirror can reconcile. Chosen signals come as
- * "signal" events (a signalfd read between datagrams, see signals.c). Lua code run meanwhile
- * (a predicate, a handler, a finalizer) may close the subscription or read
- * it again: every read checks it is open, and no state is held across Lua.
+ * "signal" events (a signalfd read between datagrams, see signals.c). Lua
+ * code run meanwhile (a predicate, a handler, a finalizer) may close the
+ * subscription or read it again: every read checks it is open, and no state
+ * is held across Lua.
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -401,7 +401,9 @@ local function changes_of(cmd)
   if cmd.fields.state then
     -- the kernel changes an SCTP or DCCP state only with its tags or role
     -- (1.4.7 said it updated an SCTP flow, and left its state as it was)
-    if cmd.proto.name ~= "tcp" then unsupported(("changing the state of an %s flow"):format(cmd.proto.name:upper())) end
+    if cmd.proto.name ~= "tcp" then
+      unsupported(("changing the state of an %s flow"):format(cmd.proto.name:upper()))
+    end
     c.state = cmd.fields.state
   end
   if cmd.given.timeout then c.timeout = cmd.fields.timeout end
