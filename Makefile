@@ -30,7 +30,7 @@ SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_VER)
 LUA_PACKAGES    = lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev luajit libluajit-5.1-dev
 DEBIAN_PACKAGES = build-essential pkg-config $(LUA_PACKAGES) libnetfilter-conntrack-dev \
                   libmnl-dev conntrack nftables iproute2 util-linux lua-busted lua-socket lua-luv lua-cqueues luarocks valgrind \
-                  clang libclang-rt-14-dev time groff-base jq zip
+                  clang libclang-rt-14-dev time groff-base jq zip tmux
 
 # Runs its arguments in a new network namespace that specs recognise as theirs,
 # and a mount namespace of its own where /etc/xtables (connlabel.conf, which
@@ -62,6 +62,25 @@ demo: $(BUILD)/conntrack.so
 
 test: $(BUILD)/conntrack.so
 	$(IN_NETNS) $(TEST_ENV) $(BUSTED) $(BUSTED_ARGS)
+
+# Fast feedback while editing: the suite less its #slow tests (repetitions
+# at scale, races, soaks) and its #long ones (every case but the first of
+# each differential family, the tests that build and install whole trees);
+# `make test` runs everything. Two halves of about the same length (the
+# command line's specs, sweeps and examples; the others) run side by side,
+# each in a namespace of its own; their reports follow.
+CHECK_HALF  = $(sort $(wildcard spec/ctl_*_spec.lua)) spec/sweep_spec.lua spec/examples_spec.lua
+CHECK_OTHER = $(filter-out $(CHECK_HALF),$(sort $(wildcard spec/*_spec.lua)))
+CHECK       = $(IN_NETNS) $(TEST_ENV) $(BUSTED) --exclude-tags=slow,long
+check: $(BUILD)/conntrack.so
+ifeq ($(BUSTED_ARGS),)
+	@half=$$(mktemp); \
+	$(CHECK) $(CHECK_HALF) >$$half 2>&1 & pid=$$!; \
+	$(CHECK) $(CHECK_OTHER); other=$$?; \
+	wait $$pid; status=$$?; cat $$half; rm -f $$half; [ $$status -eq 0 ] && [ $$other -eq 0 ]
+else
+	$(CHECK) $(BUSTED_ARGS)
+endif
 
 # The whole suite on every Lua this project supports.
 test-all:
@@ -175,4 +194,4 @@ rock:
 clean:
 	rm -rf conntrack.so src/*.o build bench/floor fuzz/*-fuzzer fuzz/out
 
-.PHONY: all deps deps-cross demo test test-all fuzz bench bench-quick check-memory check-asan check-valgrind check-cross install rock clean
+.PHONY: all deps deps-cross demo test check test-all fuzz bench bench-quick check-memory check-asan check-valgrind check-cross install rock clean

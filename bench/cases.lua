@@ -43,6 +43,20 @@ function cases.user_mark()
   return n
 end
 
+-- the top 20 sources (a group a flow in the benchmark's table), and a
+-- grouping with the same 3 groups at every size (for its memory)
+function cases.top_src()
+  local groups, summary = assert(ct:aggregate{ by = "orig_src", top = 20 })
+  assert(#groups == 20)
+  return summary.flows
+end
+
+function cases.group_dport()
+  local _, summary = assert(ct:aggregate{ by = "orig_dport" })
+  assert(summary.groups == 3)
+  return summary.flows
+end
+
 function cases.delete_prefix() return assert(ct:delete{ orig_src = "10.0.0.0/9" }) end
 function cases.delete_mark() return assert(ct:delete{ mark = { 1, 1 } }) end
 

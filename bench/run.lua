@@ -113,10 +113,25 @@ for _, n in ipairs(sizes) do
   local floor = measure("bench/floor", reps)
   assert(tonumber(floor.out) == n, "the C floor saw " .. floor.out)
   row(t, "C floor: libmnl dump + parse", floor)
+  local walk = measure("bench/floor walk", reps)
+  assert(tonumber(walk.out) == n, "the C walk saw " .. walk.out)
+  row(t, "C walk floor: libmnl dump, no parse", walk)
+  if have_ctl then
+    row(t, "ctl.lua -L / walk floor", measure("lua5.4 lua/ctl.lua -L > /dev/null 2>&1", reps), walk)
+  end
   local count = measure(LUA .. "count", reps)
   assert(tonumber(count.out) == n)
   row(t, "Lua: for f in ct:dump() count", count, floor)
-  row(t, "Lua: ... reading 5 fields", measure(LUA .. "fields5", reps), floor)
+  row(t, "Lua: ... count / walk floor", count, walk)
+  local fields5 = measure(LUA .. "fields5", reps)
+  row(t, "Lua: ... reading 5 fields", fields5, floor)
+  row(t, "Lua: ... 5 fields / walk floor", fields5, walk)
+  local top = measure(LUA .. "top_src", reps)
+  assert(tonumber(top.out) == n)
+  row(t, "ct:aggregate top 20 by orig_src / walk", top, walk)
+  local grouped = measure(LUA .. "group_dport", reps)
+  assert(tonumber(grouped.out) == n)
+  row(t, "ct:aggregate by orig_dport (3 groups) / walk", grouped, walk)
   row(t, "Lua: predicate keeping 1%", measure(LUA .. "predicate", reps), floor)
   local user = measure(LUA .. "user_mark", reps)
   row(t, "mark filter in Lua (predicate)", user)
@@ -176,6 +191,10 @@ local function rss_of(s) for _, c in ipairs(s.cases) do if c.case:match("count")
 results.rss_ratio = rss_of(last) / rss_of(first)
 io.write(("\nPeak RSS of a full Lua dump: %d KiB at N = %d, %d KiB at N = %d (ratio %.2f)\n"):format(
   rss_of(first), first.n, rss_of(last), last.n, results.rss_ratio))
+local function grouped_rss(s) for _, c in ipairs(s.cases) do if c.case:match("3 groups") then return c.rss end end end
+results.group_rss_ratio = grouped_rss(last) / grouped_rss(first)
+io.write(("Peak RSS of a grouping into 3 groups: %d KiB at N = %d, %d KiB at N = %d (ratio %.2f)\n"):format(
+  grouped_rss(first), first.n, grouped_rss(last), last.n, results.group_rss_ratio))
 
 -- JSON, so that runs can be compared over time
 local function json(v)

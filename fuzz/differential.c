@@ -3,7 +3,9 @@
  * to the library they stand in for. For every message that passes the
  * validation: the flow parse.c builds must be byte for byte the one
  * nfct_payload_parse builds, and the line format.c writes must be the one
- * nfct_snprintf writes, wherever parse.c and format.c do not decline.
+ * nfct_snprintf writes, wherever parse.c and format.c do not decline; and
+ * the JSON object json.c writes from the message must be the one flow_json.c
+ * writes from the library's flow, wherever json.c does not decline.
  * The input is a whole netlink message, as for fuzz/parse.c (same corpus);
  * its sequence number picks the output flags and the event type.
  */
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <linux/netfilter/nfnetlink.h>
 #include "../src/lct.h"
+#include <lualib.h>
 
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"   /* nfct_maxsize */
 
@@ -24,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct nlmsghdr *nlh = (struct nlmsghdr *)buf;
 	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
 	struct nf_conntrack *ours, *theirs;
-	char line[MSG_LINE_MAX], reference[4096];
+	char line[MSG_LINE_MAX], reference[4096], json[MSG_JSON_MAX];
 	unsigned int flags, type;
 	int fast, lib, n;
 
@@ -46,6 +49,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	                         ((struct nfgenmsg *)mnl_nlmsg_get_payload(nlh))->nfgen_family, theirs);
 	if (fast == 0 && (lib < 0 || memcmp(ours, theirs, nfct_maxsize()) != 0))
 		abort();   /* parse.c built another flow than the library */
+	if (lib >= 0 && (n = msg_format_json(json, nlh)) >= 0) {
+		static lua_State *L;
+		size_t len;
+		const char *ref;
+		if (L == NULL && (L = luaL_newstate()) == NULL)
+			abort();
+		lct_push_json(L, theirs);
+		ref = lua_tolstring(L, -1, &len);
+		if ((size_t)n != len || memcmp(json, ref, len) != 0) {
+			fprintf(stderr, "json.c:      %s\nflow_json.c: %s\n", json, ref);
+			abort();
+		}
+		lua_settop(L, 0);
+	}
 	if (lib >= 0 && (n = msg_format_line(line, nlh, type, flags, 0)) >= 0) {
 		int m = nfct_snprintf(reference, sizeof(reference), theirs, type, NFCT_O_DEFAULT, flags);
 		/* the delta-time of a timestamp may tick between the two */

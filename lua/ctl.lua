@@ -13,6 +13,7 @@ end
 
 local conntrack = require "conntrack"
 local commands = require "conntrack.ctl.commands"
+local errors = require "conntrack.ctl.errors"
 local options = require "conntrack.ctl.options"
 local output = require "conntrack.ctl.output"
 
@@ -25,7 +26,7 @@ local function opener()
     local key = netns or ""
     if not handles[key] then
       local ct, msg = conntrack.open(netns and { netns = netns } or nil)
-      if not ct then options.failure(msg) end
+      if not ct then errors.failure(msg) end
       handles[key] = ct
     end
     return handles[key]
@@ -41,7 +42,7 @@ local function warn(text) output.err():write(text) end
 local function load_file(argv, ctx)
   local name = argv[2] == "-" and "/dev/stdin" or argv[2]
   local f = io.open(name, "r")
-  if not f then options.usage(("Failed to open file %s for reading"):format(name)) end
+  if not f then errors.usage(("Failed to open file %s for reading"):format(name)) end
   local cmds = {}
   for line in f:lines("L") do
     line = line:gsub("^[ \t]*", "")
@@ -54,25 +55,12 @@ local function load_file(argv, ctx)
   f:close()
   for _, cmd in ipairs(cmds) do
     if not options.FILE_COMMANDS[cmd.command] then
-      options.usage(("Cannot use command `%s' with --load-file"):format(options.COMMAND_TEXT[cmd.command] or "unknown"))
+      errors.usage(("Cannot use command `%s' with --load-file"):format(options.COMMAND_TEXT[cmd.command] or "unknown"))
     end
   end
   ctx.load_file = true
   for _, cmd in ipairs(cmds) do commands.run(cmd, ctx) end
   return 0
-end
-
-local function report(err)
-  if type(err) == "table" and err.ctl_status then
-    output.message(err.message)
-    if err.ctl_status == 2 then output.try_help() end
-    return err.ctl_status
-  end
-  if options.interrupted(err) then
-    return 130
-  end
-  output.message("Operation failed: " .. tostring(err))
-  return 1
 end
 
 -- run(argv [, streams]): argv[1..n] the arguments, argv[0] the program
@@ -92,7 +80,7 @@ function M.run(argv, streams)
   end)
   output.out():flush()
   close()
-  if not ok then status = report(status) end
+  if not ok then status = errors.report(status) end
   output.streams = saved
   return status
 end

@@ -6,16 +6,15 @@
 local ns = require "spec.helpers.ns"
 local ctl = require "spec.helpers.ctl"
 
--- What a test changed in the shared namespace, undone by after_each.
-local undo = {}
+-- what a test changes in the shared namespace is undone after it
+local common = require "spec.helpers.common"
 
 before_each(function()
   ns.fresh()
 end)
 
 after_each(function()
-  for i = #undo, 1, -1 do undo[i]() end
-  undo = {}
+  common.undo_all()
   ns.fresh()
 end)
 
@@ -33,13 +32,13 @@ local function sysctl(name, value)
   local path = "/proc/sys/net/netfilter/" .. name
   local old = assert(ctl.slurp(path)):match("%d+")
   sh(("sysctl -qw net.netfilter.%s=%s"):format(name, value))
-  table.insert(undo, function() sh(("sysctl -qw net.netfilter.%s=%s"):format(name, old)) end)
+  common.undo(function() sh(("sysctl -qw net.netfilter.%s=%s"):format(name, old)) end)
 end
 
 -- One test per line: both programs on the filled table, which neither changes.
 local function lists(lines, opts)
-  for _, args in ipairs(lines) do
-    it(("prints what conntrack prints for `%s' #diff"):format(args), function()
+  for args, long in common.family(lines) do
+    it(("prints what conntrack prints for `%s' #diff%s"):format(args, long), function()
       filled()
       ctl.compare(args, opts)
     end)
@@ -48,8 +47,8 @@ end
 
 -- One test per line: each program on its own copy of the filled table.
 local function changes(lines, opts)
-  for _, args in ipairs(lines) do
-    it(("leaves the table as conntrack leaves it after `%s' #diff"):format(args), function()
+  for args, long in common.family(lines) do
+    it(("leaves the table as conntrack leaves it after `%s' #diff%s"):format(args, long), function()
       ctl.compare_change(args, opts)
     end)
   end
@@ -150,8 +149,8 @@ describe("-L", function()
     local FIXED = { { "-L -g fd02::53", "-L -g -r fd02::53" }, { "-L -g fd09::53", "-L -g -r fd09::53" },
                     { "-L --dst-nat fd02::53", "-L -g -r fd02::53" }, { "-L -n fd01::1", "-L -n -q fd01::1" },
                     { "-L -n fd09::1", "-L -n -q fd09::1" }, { "-L -p udp -g fd02::53", "-L -p udp -g -r fd02::53" } }
-    for _, case in ipairs(FIXED) do
-      it(("compares the IPv6 address in `%s' (conntrack 1.4.7 ignores it) #diff"):format(case[1]), function()
+    for case, long in common.family(FIXED) do
+      it(("compares the IPv6 address in `%s' (conntrack 1.4.7 ignores it) #diff%s"):format(case[1], long), function()
         filled()
         ctl.compare(case[1], { their_args = case[2] })
       end)
@@ -170,8 +169,8 @@ describe("-L", function()
                     { "-L -u ASSURED,UNREPLIED", "-L -u ASSURED" }, { "-L -u UNREPLIED,ASSURED", "-L -u ASSURED" },
                     { "-L -u ASSURED,!SEEN_REPLY", "-L -u ASSURED" },
                     { "-L -p tcp -j 203.0.113.1", "-L -p tcp -n 203.0.113.1" } }
-    for _, case in ipairs(FIXED) do
-      it(("prints for `%s' what conntrack prints for `%s' #diff"):format(case[1], case[2]), function()
+    for case, long in common.family(FIXED) do
+      it(("prints for `%s' what conntrack prints for `%s' #diff%s"):format(case[1], case[2], long), function()
         filled()
         ctl.compare(case[1], { their_args = case[2] })
       end)
@@ -202,7 +201,7 @@ describe("-L", function()
       sysctl("nf_conntrack_acct", 1)
       sysctl("nf_conntrack_timestamp", 1)
       sh("nft add table inet lct_ctl")
-      table.insert(undo, function() sh("nft delete table inet lct_ctl") end)
+      common.undo(function() sh("nft delete table inet lct_ctl") end)
       sh("nft add chain inet lct_ctl out '{ type filter hook output priority 0; }'")
       sh("nft add rule inet lct_ctl out ct state new,established accept")
       local socket = require "socket"
@@ -222,9 +221,9 @@ describe("-L", function()
       if not without_flows then filled() end
     end
 
-    for _, args in ipairs{ "-L", "-L -o extended", "-L -o ktimestamp", "-L -o extended,ktimestamp,id", "-L -o xml",
-                           "-L -o save", "-L -p udp -s 127.0.0.1" } do
-      it(("prints what conntrack prints for `%s' #diff"):format(args), function()
+    for args, long in common.family({ "-L", "-L -o extended", "-L -o ktimestamp", "-L -o extended,ktimestamp,id", "-L -o xml",
+                                      "-L -o save", "-L -p udp -s 127.0.0.1" }) do
+      it(("prints what conntrack prints for `%s' #diff%s"):format(args, long), function()
         traffic()
         ctl.compare(args)
       end)
@@ -258,14 +257,14 @@ describe("-L", function()
 
     local function labelled()
       ctl.enable_labels(ctl.run)
-      table.insert(undo, function() ctl.disable_labels(ctl.run) end)
+      common.undo(function() ctl.disable_labels(ctl.run) end)
       ctl.fill(ns.handle(), LABELLED)
     end
 
-    for _, args in ipairs{ "-L -o labels", "-L -o extended,labels", "-L -o xml,labels", "-L -l one", "-L -l three",
-                           "-L -l one,three", "-L -l one -l three", "-L --label seven", "-L -l default",
-                           "-L -l three -p udp -o id" } do
-      it(("prints what conntrack prints for `%s' #diff"):format(args), function()
+    for args, long in common.family({ "-L -o labels", "-L -o extended,labels", "-L -o xml,labels", "-L -l one", "-L -l three",
+                                      "-L -l one,three", "-L -l one -l three", "-L --label seven", "-L -l default",
+                                      "-L -l three -p udp -o id" }) do
+      it(("prints what conntrack prints for `%s' #diff%s"):format(args, long), function()
         ctl.with_labels(function()
           labelled()
           ctl.compare(args)
@@ -280,8 +279,11 @@ describe("-L", function()
       end)
     end)
 
+    local twins = 0
     local function with_twin_labels(args)
-      it(("leaves the labels conntrack leaves after `%s' #diff"):format(args), function()
+      twins = twins + 1
+      it(("leaves the labels conntrack leaves after `%s' #diff%s"):format(args, twins > 1 and " #long" or ""),
+         function()
         ctl.with_labels(function()
           local opts = { flows = LABELLED, list = "-o labels", setup = ctl.enable_labels }
           if args:find("^%-U") then opts.stdout, opts.check = false, check_updated("-o labels") end
@@ -361,10 +363,10 @@ describe("-D", function()
   end)
 
   -- 1.4.7 deletes every flow the other options select, with the flag or not
-  for _, case in ipairs{ { "!ASSURED -f ipv6", "ASSURED -f ipv6", "-f ipv4" },
-                         { "!SEEN_REPLY -p udp", "SEEN_REPLY -p udp", "-p tcp" } } do
+  for case, long in common.family({ { "!ASSURED -f ipv6", "ASSURED -f ipv6", "-f ipv4" },
+                                    { "!SEEN_REPLY -p udp", "SEEN_REPLY -p udp", "-p tcp" } }) do
     local negated, flagged, others = case[1], case[2], case[3]
-    it(("deletes only the flows `-u %s' selects (conntrack 1.4.7 deletes them all) #diff"):format(negated), function()
+    it(("deletes only the flows `-u %s' selects (conntrack 1.4.7 deletes them all) #diff%s"):format(negated, long), function()
       filled()
       local gone = ctl.theirs("-L -u " .. negated)
       local kept = ctl.theirs("-L -u " .. flagged)
@@ -431,8 +433,8 @@ end)
 
 describe("-U", function()
   local function updates(lines)
-    for _, args in ipairs(lines) do
-      it(("leaves the table as conntrack leaves it after `%s' #diff"):format(args), function()
+    for args, long in common.family(lines) do
+      it(("leaves the table as conntrack leaves it after `%s' #diff%s"):format(args, long), function()
         ctl.compare_change(args, { stdout = false, check = check_updated() })
       end)
     end
@@ -469,10 +471,10 @@ describe("-U", function()
   -- reach every flow the options select, and count those it changed.
   local function all(_) return true end
   local function proto(name) return function(f) return f.proto == name end end
-  for _, case in ipairs{ { "-U -p tcp -m 9", proto "tcp", "mark", 9 }, { "-U -m 0x40", all, "mark", 0x40 },
-                         { "-U -p udp -t 100", proto "udp", "timeout", 100 } } do
+  for case, long in common.family({ { "-U -p tcp -m 9", proto "tcp", "mark", 9 }, { "-U -m 0x40", all, "mark", 0x40 },
+                                    { "-U -p udp -t 100", proto "udp", "timeout", 100 } }) do
     local args, selects, field, value = case[1], case[2], case[3], case[4]
-    it(("updates the flows of both families with `%s' (conntrack 1.4.7 fails) #diff"):format(args), function()
+    it(("updates the flows of both families with `%s' (conntrack 1.4.7 fails) #diff%s"):format(args, long), function()
       filled()
       local _, err = ctl.theirs(args)
       assert.equal("Operation failed: Operation not supported\n", ctl.their_stderr(err):match("[^\n]*\n$"))
@@ -517,13 +519,71 @@ describe("-U", function()
   end)
 end)
 
+-- What conntrack 1.4.7 does with flows in a zone of one direction, and this
+-- command line with the same (the kernel keeps one such flow per tuple: a
+-- zone-0 twin of it is refused as existing).
+describe("flows in directional zones", function()
+  local ZONED = {
+    { proto = "udp", orig_src = "10.1.0.1", orig_dst = "10.1.0.2", orig_sport = 13, orig_dport = 53,
+      timeout = 3000, orig_zone = 4, mark = 1 },
+    { proto = "udp", orig_src = "10.1.0.1", orig_dst = "10.1.0.2", orig_sport = 14, orig_dport = 53,
+      timeout = 3000, reply_zone = 6, mark = 3 },
+    { proto = "udp", orig_src = "10.1.0.1", orig_dst = "10.1.0.2", orig_sport = 15, orig_dport = 53,
+      timeout = 3000, mark = 5 },
+  }
+
+  for args, long in common.family({ "-D --orig-zone 4", "-D --reply-zone 6", "-D -p udp --sport 13", "-D -s 10.1.0.1",
+                                    "-L --orig-zone 4", "-L --reply-zone 6" }) do
+    it(("does what conntrack 1.4.7 does with `%s' #diff%s"):format(args, long), function()
+      ctl.compare_change(args, { flows = ZONED })
+    end)
+  end
+
+  -- What 1.4.7 does varies from run to run with the order its dump meets the
+  -- flows in (measured: all three updated; or "Operation failed: No such
+  -- file or directory", two counted and one left; or three counted and one
+  -- left); it always exits 0, and updates the flow of no zone.
+  it("updates every flow of a directional zone, where conntrack 1.4.7 may leave one #diff", function()
+    local other = ctl.twin{ flows = ZONED }
+    finally(other.stop)
+    local args = "-U -s 10.1.0.1 -m 9"
+    local _, err, status = ctl.theirs(args)
+    assert.equal(0, status)
+    assert.matches("%d flow entries have been updated%.\n$", ctl.their_stderr(err))
+    assert.matches(" mark=9 ", ctl.table_text(nil, "-p udp --sport 15"))
+    local _, err2, status2 = ctl.ours(args, other)
+    assert.equal("3 flow entries have been updated.\n", ctl.our_stderr(err2))
+    assert.equal(0, status2)
+    for _, sport in ipairs{ 13, 14, 15 } do
+      assert.matches(" mark=9 ", ctl.table_text(other, "-p udp --sport " .. sport))
+    end
+  end)
+
+  for case, long in common.family({ { "--orig-zone 4", 13 }, { "--reply-zone 6", 14 } }) do
+    local zone, sport = case[1], case[2]
+    local args = ("-A -p udp -s 10.1.0.1 -d 10.1.0.2 --sport %d --dport 53 -t 3000 %s -m 9"):format(sport, zone)
+    it(("updates the flow `%s' names, which conntrack 1.4.7 leaves (0 added) #diff%s"):format(args, long), function()
+      local other = ctl.twin{ flows = ZONED }
+      finally(other.stop)
+      local _, err, status = ctl.theirs(args)
+      assert.equal("0 flow entries have been added.\n", ctl.their_stderr(err))
+      assert.equal(0, status)
+      assert.not_matches(" mark=9 ", ctl.table_text(nil, "-p udp --sport " .. sport))
+      local _, err2, status2 = ctl.ours(args, other)
+      assert.equal("1 flow entries have been added.\n", ctl.our_stderr(err2))
+      assert.equal(0, status2)
+      assert.matches(" mark=9 ", ctl.table_text(other, "-p udp --sport " .. sport))
+    end)
+  end
+end)
+
 describe("-E", function()
-  for _, args in ipairs{ "", "-e NEW", "-e DESTROY", "-e UPDATES", "--event-mask NEW,DESTROY", "-e ALL", "-e new",
-                         "-o extended", "-o xml", "-o id", "-o timestamp", "-o extended,id,timestamp", "-o xml,id",
-                         "-e DESTROY -o xml", "-p tcp", "-p udp -f ipv6", "-s 10.0.0.1", "-d 10.0.0.0/24",
-                         "-s fd00::/64", "-f ipv6", "-m 9", "-m 0/0xf", "-g", "-n", "-j", "-w 0",
-                         "-p tcp --dport 80", "--event" } do
-    it(("prints the events conntrack prints for `-E %s' #diff"):format(args), function()
+  for args, long in common.family({ "", "-e NEW", "-e DESTROY", "-e UPDATES", "--event-mask NEW,DESTROY", "-e ALL", "-e new",
+                                    "-o extended", "-o xml", "-o id", "-o timestamp", "-o extended,id,timestamp", "-o xml,id",
+                                    "-e DESTROY -o xml", "-p tcp", "-p udp -f ipv6", "-s 10.0.0.1", "-d 10.0.0.0/24",
+                                    "-s fd00::/64", "-f ipv6", "-m 9", "-m 0/0xf", "-g", "-n", "-j", "-w 0",
+                                    "-p tcp --dport 80", "--event" }) do
+    it(("prints the events conntrack prints for `-E %s' #diff%s"):format(args, long), function()
       ctl.compare_events(args, generate)
     end)
   end
@@ -602,7 +662,7 @@ describe("-R", function()
   local function saved(args)
     filled()
     local path = os.tmpname()
-    table.insert(undo, function() os.remove(path) end)
+    common.undo(function() os.remove(path) end)
     ctl.spit(path, sh("conntrack -L -o save " .. (args or "")))
     ns.fresh()
     return path
@@ -642,7 +702,7 @@ describe("-R", function()
 
   it("applies -D lines and skips entries already there as conntrack -R does #diff", function()
     local path = os.tmpname()
-    table.insert(undo, function() os.remove(path) end)
+    common.undo(function() os.remove(path) end)
     ctl.spit(path, "-D -s 10.0.0.1\n"
       .. "-A -t 3000 -u UNSET -s 10.0.0.1 -d 10.0.0.3 -p udp --sport 5353 --dport 53\n"
       .. "-I -t 3000 -u ASSURED -s 10.5.0.1 -d 10.5.0.2 -p udp --sport 1 --dport 2\n"

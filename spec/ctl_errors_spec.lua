@@ -4,20 +4,28 @@
 -- program's name in the `Try ... --help' line), and the table untouched.
 -- Where 1.4.7 accepts garbage or crashes, a clear usage error is pinned.
 local ns = require "spec.helpers.ns"
+local common = require "spec.helpers.common"
 local ctl = require "spec.helpers.ctl"
 
 local temp = {}
 
-before_each(function()
-  ns.fresh()
-  ctl.fill(ns.handle())
-end)
-
 after_each(function()
   for _, path in ipairs(temp) do os.remove(path) end
   temp = {}
-  ns.fresh()
 end)
+
+-- The table is filled once per describe: no case changes it (ctl.compare
+-- checks that it is untouched after each program).
+local function describe_filled(name, body)
+  describe(name, function()
+    setup(function()
+      ns.fresh()
+      ctl.fill(ns.handle())
+    end)
+    teardown(function() ns.fresh() end)
+    body()
+  end)
+end
 
 -- A file with these lines, for -R.
 local function file(text)
@@ -34,24 +42,24 @@ local function refused(args)
 end
 
 local function cases(lines)
-  for _, args in ipairs(lines) do
-    it(("refuses `%s' as conntrack does #diff"):format(args), function()
+  for args, long in common.family(lines) do
+    it(("refuses `%s' as conntrack does #diff%s"):format(args, long), function()
       refused(args)
     end)
   end
 end
 
-describe("a missing argument", function()
+describe_filled("a missing argument", function()
   cases{ "-L -s", "-L --src", "-L -m", "-L --orig-zone", "-L -p tcp --dport", "-L -p tcp --state", "-L -i",
          "-L -p", "-E -e", "-L -o" }
 end)
 
-describe("conflicting commands", function()
+describe_filled("conflicting commands", function()
   cases{ "-L -L", "-L -D", "-L -z -D", "-V -L", "-h -L", "-L -h", "-S -C", "-C -L", "-I -U", "-E -F", "-L --coun",
          "-L -z -p udp", "-L -s 10.0.0.1 --zero" }
 end)
 
-describe("a bad address or netmask", function()
+describe_filled("a bad address or netmask", function()
   cases{ "-L -s 0x10000000000000001", "-L -d 10.02000000000000000000001", "-L -s 999.1.1.1", "-L --orig-s 999.1.1.1", "-L -d 10.0.0.256", "-L -r fd00::zz", "-L -q 1.2.3.4.5",
          "-L -s 10.0.0.1/33", "-L -s fd00::/129", "-L -d 10.0.0.0/abc", "-L -s 10.0.0.1/255.255.255.0",
          "-L -s 10.0.0.1 -d fd00::1", "-L -f ipv4 -s fd00::1", "-L -s fd00::1 -r 10.0.0.1",
@@ -60,7 +68,7 @@ describe("a bad address or netmask", function()
          "-I -p tcp -s 10.1.0.0/24 -d 10.1.0.2 --sport 1 --dport 80 --state ESTABLISHED -t 100" }
 end)
 
-describe("a bad family, protocol, state, status or output", function()
+describe_filled("a bad family, protocol, state, status or output", function()
   cases{ "-L -f ipv7", "-L -f IPV4", "-L -f inet", "-L -p foo", "-L -p 256", "-L -p tcp --state FOO",
          "-L -p tcp --state established", "-L -p dccp --state FOO", "-L -u FOO", "-L -u ASSURED,", "-L -u ,ASSURED", "-L -u !UNREPLIED",
          "-L -u !FOO",
@@ -68,7 +76,7 @@ describe("a bad family, protocol, state, status or output", function()
          "-L expecto", "-L foo", "-L conntrackx", "-C foo" }
 end)
 
-describe("an option the command does not take", function()
+describe_filled("an option the command does not take", function()
   cases{ "-L -e NEW", "-L -t 10", "-L -b 100", "-L -i 5", "-L -p sctp --orig-vtag 5", "-L -p dccp --role client",
          "-L -p tcp --tuple-port-src 1",
          "-I -p udp -s 10.1.0.1 -d 10.1.0.2 --sport 1 --dport 2 -t 10 -o xml",
@@ -79,17 +87,17 @@ describe("an option the command does not take", function()
          "-V -s 10.0.0.1", "-h -s 10.0.0.1" }
 end)
 
-describe("an option the protocol does not have", function()
+describe_filled("an option the protocol does not have", function()
   cases{ "-L -p tcp --icmp-type 8", "-L --sport 80", "-L --dport 80 -p tcp", "-L -p udp --state ESTABLISHED",
          "-L -p icmpv6 --icmp-type 8", "-L -p icmp --icmpv6-type 128", "-L -p gre --sport 1" }
 end)
 
-describe("an unknown or ambiguous option", function()
+describe_filled("an unknown or ambiguous option", function()
   cases{ "-L -x", "-L --foo", "--d", "-L --or 1.1.1.1", "-L --ma 7", "-L -p tcp --st ESTABLISHED", "-C --c",
          "-L -R /dev/null", "--st", "-X" }
 end)
 
-describe("a missing compulsory option", function()
+describe_filled("a missing compulsory option", function()
   cases{ "-I", "-I -p tcp", "-I -s 10.0.0.1 -d 10.0.0.2 -t 10",
          "-I -p tcp -s 10.1.0.1 -d 10.1.0.2 --sport 1 --dport 2 --state ESTABLISHED",
          "-I -p tcp -s 10.1.0.1 -d 10.1.0.2 --sport 1 --dport 2 -t 10",
@@ -98,7 +106,7 @@ describe("a missing compulsory option", function()
          "-D expect" }
 end)
 
-describe("-R with a bad file", function()
+describe_filled("-R with a bad file", function()
   it("refuses a file that does not exist as conntrack does #diff", function()
     refused("-R /nonexistent/lct-saved")
   end)
@@ -116,7 +124,7 @@ describe("-R with a bad file", function()
   end)
 end)
 
-describe("labels", function()
+describe_filled("labels", function()
   it("refuses an unknown label without connlabel.conf as conntrack does #diff", function()
     ctl.without_labels(function() refused("-L -l foo") end)
   end)
@@ -125,9 +133,9 @@ describe("labels", function()
     ctl.without_labels(function() refused("-U -s 10.0.0.1 --label-add foo") end)
   end)
 
-  for _, args in ipairs{ "-L -l nine", "-L -l one,nine", "-U -s 10.0.0.1 --label-add nine", "-L --label-add one",
-                         "-I -p udp -s 10.1.0.1 -d 10.1.0.2 --sport 1 --dport 2 -t 10 -l one" } do
-    it(("refuses `%s' with connlabel.conf as conntrack does #diff"):format(args), function()
+  for args, long in common.family({ "-L -l nine", "-L -l one,nine", "-U -s 10.0.0.1 --label-add nine", "-L --label-add one",
+                                    "-I -p udp -s 10.1.0.1 -d 10.1.0.2 --sport 1 --dport 2 -t 10 -l one" }) do
+    it(("refuses `%s' with connlabel.conf as conntrack does #diff%s"):format(args, long), function()
       ctl.with_labels(function() refused(args) end)
     end)
   end
@@ -145,7 +153,7 @@ end)
 -- 0, `--dport 70000' port 4464, and -D/-U then act on the wrong flows (1.4.9
 -- refuses them). A number that is not one, or too large, is a usage error
 -- naming it; nothing is touched. (1.4.7 also crashes on an unknown SCTP state.)
-describe("a bad number (conntrack 1.4.7 takes it)", function()
+describe_filled("a bad number (conntrack 1.4.7 takes it)", function()
   local STRICT = {
     { "-L -m abc", "abc" }, { "-L -m 0x100000000", "0x100000000" }, { "-L -m 1/2/3", "2/3" },
     { "-L -m 7/xyz", "xyz" }, { "-L -p tcp --sport abc", "abc" }, { "-L -p tcp --dport 70000", "70000" },
@@ -170,9 +178,9 @@ describe("a bad number (conntrack 1.4.7 takes it)", function()
     { "-L -p gre --srckey 0x10000000000000007", "0x10000000000000007" },
     { "-L -p 0x10000000000000006", "0x10000000000000006" }, { "-L -p 01000000000000000000006", "01000000000000000000006" },
   }
-  for _, case in ipairs(STRICT) do
+  for case, long in common.family(STRICT) do
     local args, word = case[1], case[2]
-    it(("refuses `%s' with a message naming %s #diff"):format(args, word), function()
+    it(("refuses `%s' with a message naming %s #diff%s"):format(args, word, long), function()
       local before = ctl.table_text()
       local out, err, status = ctl.ours(args)
       assert.equal("", out)

@@ -4,6 +4,7 @@
 -- module conntrack.ctl whose run(argv) returns the exit status.
 local ns = require "spec.helpers.ns"
 local ctl = require "spec.helpers.ctl"
+local common = require "spec.helpers.common"
 local json = require "dkjson"
 
 -- From a checkout the module conntrack.ctl is lua/ctl.lua (installed as
@@ -84,9 +85,9 @@ describe("--where", function()
       { 'reply_src ~= orig_dst', "-g -p tcp", "-p tcp" },
       { '(orig_bytes or 0) > 1e6', "-s 10.200.0.0/16" },
     }
-    for _, case in ipairs(SAME) do
+    for case, long in common.family(SAME) do
       local expr, theirs, extra = case[1], case[2], case[3]
-      it(("lists the flows for which `%s' is true #diff"):format(expr), function()
+      it(("lists the flows for which `%s' is true #diff%s"):format(expr, long), function()
         filled()
         ctl.compare("-L " .. (extra and extra .. " " or "") .. where(expr), { their_args = "-L " .. theirs })
       end)
@@ -173,10 +174,10 @@ describe("--where", function()
   end)
 
   describe("that is not valid Lua", function()
-    for _, args in ipairs{ "-L " .. where("orig_dport =="), "-D " .. where("orig_dport =="),
-                           "-D -p udp " .. where(")"), "-U -m 1 " .. where("mark = 1"),
-                           "-E " .. where("proto == 'udp"), "-L " .. where("flow flow") } do
-      it(("is refused with exit 2 and nothing touched: `%s'"):format(args), function()
+    for args, long in common.family{ "-L " .. where("orig_dport =="), "-D " .. where("orig_dport =="),
+                                     "-D -p udp " .. where(")"), "-U -m 1 " .. where("mark = 1"),
+                                     "-E " .. where("proto == 'udp"), "-L " .. where("flow flow") } do
+      it(("is refused with exit 2 and nothing touched: `%s'%s"):format(args, long), function()
         filled()
         where_works()
         local before = ctl.snapshot()

@@ -2,6 +2,7 @@
 -- as a script, and what only lua-conntrack has (--where, -o json, --handler).
 -- The differential suite (spec/ctl_*_spec.lua) compares it with conntrack(8).
 local ns = require "spec.helpers.ns"
+local common = require "spec.helpers.common"
 
 -- In a checkout conntrack.ctl is lua/ctl.lua.
 package.preload["conntrack.ctl"] = function() return dofile("lua/ctl.lua") end
@@ -40,8 +41,7 @@ local function untimed(text)
   local lines = type(text) == "table" and text or ns.sorted_lines(text)
   local out = {}
   for i, l in ipairs(lines) do
-    out[i] = l:gsub("^(%S+%s+%d+%s+)%d+", "%1T"):gsub("^(ipv%d%s+%d+%s+%S+%s+%d+%s+)%d+", "%1T")
-              :gsub(" %-t %d+ ", " -t T ")
+    out[i] = common.untimed(l)
   end
   table.sort(out)
   return out

@@ -101,8 +101,8 @@ local REFERENCE_FLOWS = {
 
 local NFT_TABLE = "lct_diff"
 
--- What a test changed in the shared namespace, undone by after_each.
-local undo = {}
+-- what a test changes in the shared namespace is undone after it
+local common = require "spec.helpers.common"
 
 local function sh(cmd)
   local out, err, status = ns.run(cmd)
@@ -114,7 +114,7 @@ local function sysctl(name, value)
   local path = "/proc/sys/net/netfilter/" .. name
   local f = assert(io.open(path)); local old = f:read("*l"); f:close()
   sh(("sysctl -qw net.netfilter.%s=%s"):format(name, value))
-  table.insert(undo, function() sh(("sysctl -qw net.netfilter.%s=%s"):format(name, old)) end)
+  common.undo(function() sh(("sysctl -qw net.netfilter.%s=%s"):format(name, old)) end)
 end
 
 local function fill_module()
@@ -136,12 +136,12 @@ local function fill_traffic()
   local ok, socket = pcall(require, "socket")
   assert(ok, "real traffic needs luasocket for Lua 5.4 (Debian package lua-socket)")
   sh("nft add table inet " .. NFT_TABLE)
-  table.insert(undo, function() sh("nft delete table inet " .. NFT_TABLE) end)
+  common.undo(function() sh("nft delete table inet " .. NFT_TABLE) end)
   sh("nft add chain inet " .. NFT_TABLE .. " out '{ type filter hook output priority 0; }'")
   sh("nft add rule inet " .. NFT_TABLE .. " out ct state new,established,related accept")
 
   local open = {}
-  table.insert(undo, function() for _, s in ipairs(open) do s:close() end end)
+  common.undo(function() for _, s in ipairs(open) do s:close() end end)
   for _, host in ipairs{ "127.0.0.1", "::1" } do
     local v6 = host:find(":") ~= nil
     local server = assert(socket.bind(host, 0))
@@ -392,8 +392,7 @@ before_each(function()
 end)
 
 after_each(function()
-  for i = #undo, 1, -1 do undo[i]() end
-  undo = {}
+  common.undo_all()
   ns.fresh()
 end)
 
@@ -431,13 +430,14 @@ describe("tostring(flow)", function()
 end)
 
 describe("flow:format", function()
-  for _, format in ipairs{ "extended", "id", "extended,id", "ktimestamp", "extended,id,ktimestamp" } do
-    it(("prints what conntrack -L -o %s prints #diff"):format(format), function()
+  for format, long in common.family({ "extended", "id", "extended,id", "ktimestamp", "extended,id,ktimestamp" }) do
+    it(("prints what conntrack -L -o %s prints #diff%s"):format(format, long), function()
       fill_all()
       assert_format_matches(format)
     end)
 
-    it(("prints what conntrack -L -o %s prints with accounting and timestamps on #diff"):format(format), function()
+    it(("prints what conntrack -L -o %s prints with accounting and timestamps on #diff%s"):format(format, long),
+       function()
       fill_all{ accounting = true }
       assert_format_matches(format)
     end)
@@ -522,11 +522,11 @@ local function dump_lines(format, batch)
 end
 
 describe("ct:dump{ format = }", function()
-  for _, format in ipairs{ "", "extended", "id", "extended,id", "ktimestamp", "extended,id,ktimestamp" } do
+  for format, long in common.family{ "", "extended", "id", "extended,id", "ktimestamp", "extended,id,ktimestamp" } do
     local args = format ~= "" and "-o " .. format or ""
     local extended = format:find("extended") ~= nil
     -- (ours are read first: assert_same_lines allows for the clocks of a later read)
-    it(("yields the lines conntrack -L %s prints, one by one and in batches #diff"):format(args), function()
+    it(("yields the lines conntrack -L %s prints, one by one and in batches #diff%s"):format(args, long), function()
       fill_all()
       local single, batched = dump_lines(format), dump_lines(format, true)
       local theirs = reference_lines(args)
@@ -534,7 +534,8 @@ describe("ct:dump{ format = }", function()
       assert_same_lines(batched, theirs, extended)
     end)
 
-    it(("yields the lines conntrack -L %s prints with accounting and timestamps on #diff"):format(args), function()
+    it(("yields the lines conntrack -L %s prints with accounting and timestamps on #diff%s"):format(args, long),
+       function()
       fill_all{ accounting = true }
       local single, batched = dump_lines(format), dump_lines(format, true)
       local theirs = reference_lines(args)

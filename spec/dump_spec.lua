@@ -3,6 +3,7 @@
 -- handle free for get/update/delete inside the loop, flows that outlive the
 -- dump, sockets released by the collector and memory that stays flat.
 local ns = require "spec.helpers.ns"
+local untimed = require("spec.helpers.common").untimed
 local conntrack = ns.conntrack
 
 -- n UDP flows from 10.1.0.1 with source ports first..last: one key per flow.
@@ -77,7 +78,6 @@ describe("ct:dump", function()
   it("yields the flows conntrack -L lists #diff", function()
     ns.fill()
     -- the timeout column ticks between the two listings
-    local function untimed(line) return (line:gsub("^(%S+%s+%d+%s+)%d+", "%1T")) end
     local ours = {}
     for f in ct:dump() do ours[#ours + 1] = untimed(tostring(f)) end
     table.sort(ours)
@@ -305,9 +305,6 @@ describe("ct:dump options", function()
 
   it("yields each flow's line with format, as flow:format gives it", function()
     -- the timeout may tick between the two dumps: it is left out
-    local function untimed(line)
-      return (line:gsub("^(.-%a%w*%s+%d+ )%d+", "%1T"):gsub("<timeout>%d+", "<timeout>T"))
-    end
     for _, format in ipairs{ "", "extended", "extended,id", "xml" } do
       local expected, lines = {}, {}
       for flow in ct:dump() do expected[#expected + 1] = untimed(flow:format(format)) end
@@ -340,7 +337,6 @@ describe("ct:dump options", function()
 
   it("yields with batch the lines of a datagram at once, each ending in a newline, with their number", function()
     fill_udp(1, 2000)
-    local function untimed(line) return (line:gsub("^(.-%a%w*%s+%d+ )%d+", "%1T")) end
     local lines, batches = batch_lines(nil, "extended")
     assert.equal(#ns.sample + 2000, #lines)
     -- a datagram holds many flows, and the table needs many datagrams

@@ -37,14 +37,10 @@ local function eventually(pred, seconds)
   return pred() and true or false
 end
 
--- What to undo after the test, last registered first. (busted keeps only
--- the last finally() of a test, and a test here may need several.)
-local cleanups = {}
-local function cleanup(fn) cleanups[#cleanups + 1] = fn end
-after_each(function()
-  for i = #cleanups, 1, -1 do pcall(cleanups[i]) end
-  cleanups = {}
-end)
+-- what to undo after the test (spec/helpers/common.lua)
+local common = require "spec.helpers.common"
+local cleanup = common.undo
+after_each(function() pcall(common.undo_all) end)
 
 -- Runs a command line with stdin closed and a deadline: stdout, stderr, status.
 local function run(cmd)
@@ -492,6 +488,27 @@ describe("examples/top-talkers.lua", function()
     assert.equal(0, status, err)
     assert.equal("top-talkers: no counters: sysctl -w net.netfilter.nf_conntrack_acct=1\n", err)
     assert.equal(1, #ranks(out))
+  end)
+end)
+
+describe("examples/top-hosts.lua", function()
+  it("prints each host's bytes per second, counting a flow that ended in the interval", function()
+    track_and_count_loopback()
+    local proc = start(LUA .. " examples/top-hosts.lua 2 2")
+    cleanup(proc.stop)
+    os.execute("sleep 1.5")                 -- it reads the table first as the next second begins
+    udp_exchange(10, 1000)                  -- 10 x 1028 bytes in the first interval
+    local gone = udp_exchange(4, 500)       -- 4 x 528 bytes, from a flow deleted at once
+    assert.equal(1, ct:delete{ proto = "udp", orig_sport = gone })
+    assert.is_true(proc.wait(8), "still running")
+    assert.equal(0, proc.status(), proc.stderr())
+    local lines = proc.lines()
+    assert.matches("^%d%d:%d%d:%d%d +flows +bytes/s +sent/s +received/s$", lines[1])
+    -- (10 x 1028 + 4 x 528) / 2 s, all sent by 127.0.0.1
+    local flows, rate, sent, received = lines[2]:match("^127%.0%.0%.1 +(%d+) +(%d+) +(%d+) +(%d+)$")
+    assert.same({ "1", "6196", "6196", "0" }, { flows, rate, sent, received }, table.concat(lines, "\n"))
+    -- in the second interval nothing moved
+    assert.matches("^127%.0%.0%.1 +1 +0 +0 +0$", lines[4] or "", table.concat(lines, "\n"))
   end)
 end)
 

@@ -90,9 +90,7 @@ local function tuple_of(f)
 end
 
 -- A line of conntrack -L without its timeout, which ticks between two listings.
-local function untimed(line)
-  return (line:gsub("^(%S+%s+%d+%s+)%d+", "%1T"))
-end
+local untimed = require("spec.helpers.common").untimed
 
 -- The error of a dump loop over filter.
 local function error_of(filter)

@@ -3,13 +3,10 @@
 -- default handle, and flows that outlive their handle.
 local ns = require "spec.helpers.ns"
 local conntrack = ns.conntrack
-
--- The error a call raises, without a position (pcall calls it directly).
-local function error_of(f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error")
-  return err
-end
+local common = require "spec.helpers.common"
+-- the error a call raises, without a position (pcall calls it directly)
+local error_of = common.error_of
+local untimed = common.untimed
 
 local UDP = { proto = "udp", orig_src = "10.0.0.1", orig_dst = "10.0.0.3", orig_sport = 5353, orig_dport = 53,
               timeout = 60 }
@@ -28,11 +25,9 @@ local function listed_in(ex)
   local out, err, status = ex.exec("conntrack -L")
   assert(status == 0, err)
   local lines = ns.sorted_lines(out)
-  for i, line in ipairs(lines) do lines[i] = line:gsub("^(%S+%s+%d+%s+)%d+ ", "%1") end
+  for i, line in ipairs(lines) do lines[i] = untimed(line) end
   return lines
 end
-
-local function untimed(flow) return (tostring(flow):gsub("^(%S+%s+%d+%s+)%d+ ", "%1")) end
 
 describe("conntrack.open", function()
   before_each(function() ns.fresh() end)

@@ -7,6 +7,7 @@
 -- table. Also strings that C would cut at a NUL byte, flows that identify no
 -- entry, comparisons and wait timeouts. `make check-memory` runs it too.
 local ns = require "spec.helpers.ns"
+local common = require "spec.helpers.common"
 local messages = require "fuzz.messages"
 local conntrack = ns.conntrack
 
@@ -44,8 +45,7 @@ end
 
 -- The error a call raises, its position cut off.
 local function error_of(f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error")
+  local err = common.error_of(f, ...)
   return type(err) == "string" and unplaced(err) or err
 end
 

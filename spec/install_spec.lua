@@ -3,6 +3,7 @@
 -- (running with that Lua) and its manual page, in that version's paths, and
 -- nothing else; the installed command works from there.
 local ns = require "spec.helpers.ns"
+local common = require "spec.helpers.common"
 
 local VERSION = ns.conntrack._VERSION
 local LUA_VER = _VERSION:match("%d+%.%d+")   -- LuaJIT says 5.1
@@ -39,7 +40,7 @@ end
 
 -- A line of -L without its timeout, which ticks between two listings.
 local function untimed(line)
-  return (line:gsub("\n$", ""):gsub("^(%S+%s+%d+%s+)%d+ ", "%1"))
+  return common.untimed((line:gsub("\n$", "")))
 end
 
 -- The installed command, run without the checkout on its paths.
@@ -87,7 +88,7 @@ describe("luarocks make", function()
   before_each(function() tree = temp_dir() end)
   after_each(function() ns.execute("rm -rf " .. q(tree)) end)
 
-  it("builds offline from the checkout and installs the module, conntrack.ctl and a working command", function()
+  it("builds offline from the checkout and installs the module, conntrack.ctl and a working command #long", function()
     assert(ns.fresh():create(ns.sample[2]))
     local rockspec = ("lua-conntrack-%s-1.rockspec"):format(VERSION)
     local _, err, status = ns.run(("luarocks --lua-version %s --tree %s make %s"):format(LUA_VER, q(tree), rockspec))
@@ -114,7 +115,7 @@ describe("make rock", function()
   before_each(function() tree = temp_dir() end)
   after_each(function() ns.execute("rm -rf " .. q(tree)) end)
 
-  it("packs a source rock that luarocks installs offline, from anywhere, into a working command", function()
+  it("packs a source rock that luarocks installs offline, from anywhere, into a working command #long", function()
     assert(ns.fresh():create(ns.sample[2]))
     local dist = ("%s/build/dist-%s"):format(os.getenv("PWD"), ns.LUA)   -- apart from other Luas' runs
     local _, err, status = ns.run("make -s rock DISTDIR=" .. q(dist))

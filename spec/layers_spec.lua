@@ -3,12 +3,13 @@
 -- or reads a table that file defines. No cycle among the files, so each can
 -- be read knowing only those below it; and the message layer (what reads and
 -- writes ctnetlink messages) is Lua-free, as LPeg's stages are, so that it
--- can be fuzzed and cross-built alone.
+-- can be fuzzed and cross-built alone. The command line's Lua modules, by
+-- their requires, have no cycle either.
 local ns = require "spec.helpers.ns"
 
 -- LCT_OBJ_DIR: where make put the objects of the module under test
 local OBJECTS = (os.getenv("LCT_OBJ_DIR") or "build/lua5.4") .. "/src"
-local MESSAGE_LAYER = { "names", "nl", "parse", "validate", "format" }
+local MESSAGE_LAYER = { "names", "nl", "parse", "validate", "format", "view", "json" }
 
 -- { file = { symbols it defines }, ... } and { file = { symbols it uses } }
 local function symbols()
@@ -107,5 +108,33 @@ describe("the C files in " .. OBJECTS, function()
         assert.falsy(sym:match("^luaL?_"), file .. ".c uses " .. sym)
       end
     end
+  end)
+end)
+
+-- The command line's modules (lua/ctl.lua and lua/conntrack/ctl/*.lua), by
+-- what each requires, wherever in the file (a require inside a function is
+-- a dependency too): no module requires one that requires it back.
+describe("the command line's modules", function()
+  local function requires()
+    local out, err, status = ns.run("ls lua/conntrack/ctl")
+    assert(status == 0, err)
+    local paths = { ctl = "lua/ctl.lua" }
+    for name in out:gmatch("([%w_]+)%.lua") do paths[name] = "lua/conntrack/ctl/" .. name .. ".lua" end
+    local edges = {}
+    for name, path in pairs(paths) do
+      local f = assert(io.open(path))
+      local text = f:read("*a")
+      f:close()
+      edges[name] = {}
+      for to in text:gmatch("require%s*%(?%s*[\"']conntrack%.ctl%.([%w_]+)[\"']") do edges[name][to] = true end
+      if text:find("require%s*%(?%s*[\"']conntrack%.ctl[\"']") then edges[name].ctl = true end
+    end
+    return edges
+  end
+
+  it("require no module that requires them back", function()
+    local edges = requires()
+    assert.is_true(edges.commands.events, "commands.lua no longer requires events.lua: the test reads nothing")
+    assert.is_nil(cycle(edges))
   end)
 end)

@@ -169,7 +169,7 @@ describe("make install with the paths given (PREFIX, LIBDIR, SHAREDIR, LUA_CFLAG
     return s
   end
 
-  it("builds and installs without running a Lua or asking pkg-config about Lua", function()
+  it("builds and installs without running a Lua or asking pkg-config about Lua #long", function()
     local cmd = ("PATH=%s/bin:$PATH %s BUILD=%s/build LUA_CFLAGS=%s DESTDIR=%s/dest")
       :format(q(trap), INSTALL, q(trap), q("-I/usr/include/lua5.1"), q(trap))
     local _, err, status = ns.run(cmd)

@@ -2,13 +2,9 @@
 -- against the real table of the test namespace, with conntrack(8) as the
 -- reference for what the kernel holds afterwards.
 local ns = require "spec.helpers.ns"
-
--- The error a call raises, without a position (pcall calls it directly).
-local function error_of(f, ...)
-  local ok, err = pcall(f, ...)
-  assert(not ok, "expected an error")
-  return err
-end
+local common = require "spec.helpers.common"
+-- the error a call raises, without a position (pcall calls it directly)
+local error_of = common.error_of
 
 local function copy(t, changes)
   local r = {}
@@ -25,9 +21,7 @@ local function without(t, ...)
 end
 
 -- The timeout ticks between two listings: compare lines without it.
-local function untimed(line)
-  return (line:gsub("^(%S+%s+%d+%s+)%d+ ", "%1"))
-end
+local untimed = common.untimed
 
 -- The table as conntrack -L prints it, and as the module dumps it.
 local function listed()

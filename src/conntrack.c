@@ -1,8 +1,8 @@
 /*
  * conntrack.c: luaopen_conntrack, which only assembles the module from each
- * concern's x_open: the handle's methods (handle.c, dump.c, events.c, ops.c),
- * flows, conntrack.signals (signals.c), and the module's functions, which
- * work on a default handle opened on first use, as io.write uses the
+ * concern's x_open: the handle's methods (handle.c, dump.c, aggregate.c, events.c,
+ * ops.c), flows, conntrack.signals (signals.c), and the module's functions,
+ * which work on a default handle opened on first use, as io.write uses the
  * default output file.
  */
 #include <string.h>
@@ -37,13 +37,16 @@ static int call_default(lua_State *L)
 
 int luaopen_conntrack(lua_State *L)
 {
-	static const luaL_Reg methods[] = { { "dump", lct_dump }, { "events", lct_events }, { NULL, NULL } };
+	static const luaL_Reg methods[] = {
+		{ "dump", lct_dump }, { "events", lct_events }, { "aggregate", lct_aggregate }, { NULL, NULL }
+	};
 	const char *name;
 
 	lua_newtable(L);                 /* the module */
 	lct_fields_open(L, -1);
 	lct_flow_open(L, -1);
 	lct_dump_open(L);
+	lct_aggregate_open(L);
 	lct_sweep_open(L);
 	lct_events_open(L);
 	lct_signals_open(L, -1);

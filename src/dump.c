@@ -156,10 +156,15 @@ static int accepted(lua_State *L, struct dump *d)
 	return 0;
 }
 
-/* The line of the flow in msg into line (MSG_LINE_MAX bytes), written from
+/* The dump's buffer for one line or JSON object. */
+#define DUMP_LINE_MAX (MSG_JSON_MAX > MSG_LINE_MAX ? MSG_JSON_MAX : MSG_LINE_MAX)
+
+/* The line of the flow in msg into line (DUMP_LINE_MAX bytes), written from
  * the message (format.c): its length, or -1 where only the library can. */
 static int fast_line(const struct dump *d, const struct nlmsghdr *msg, char *line)
 {
+	if (d->format.json)
+		return msg_format_json(line, msg);
 	if (d->format.type != NFCT_O_DEFAULT)
 		return -1;
 	return msg_format_line(line, msg, NFCT_T_UNKNOWN, d->format.flags, d->format.labels);
@@ -196,7 +201,7 @@ static const struct nf_conntrack *top_flow(lua_State *L)
  * operations. */
 static int dump_batch(lua_State *L, struct dump *d, int parse)
 {
-	char line[MSG_LINE_MAX];
+	char line[DUMP_LINE_MAX];
 	const struct nlmsghdr *msg;
 	luaL_Buffer b;
 	int n = 0, len;
@@ -239,7 +244,7 @@ static int dump_batch(lua_State *L, struct dump *d, int parse)
 static int dump_one(lua_State *L, struct dump *d, int parse)
 {
 	const struct nlmsghdr *msg;
-	char line[MSG_LINE_MAX];
+	char line[DUMP_LINE_MAX];
 	int len;
 
 	while (next_flow(L, d, &msg, parse)) {
@@ -295,7 +300,7 @@ static int dump_step(lua_State *L)
 /* opts: { zero = true } zeroes the counters as it reads them (conntrack -L -z);
  * { list = "dying" | "unconfirmed" } reads those lists instead of the table;
  * { format = "extended,id" } yields each flow's line (as flow:format would
- * give it) instead of the flow: no flow object is made unless a predicate
+ * give it; "json": its JSON object) instead of the flow: no flow object is made unless a predicate
  * needs one; with batch = true the lines of a whole datagram come at once,
  * with their number (fewer, larger writes: what lua-conntrack -L uses). */
 static const char *const dump_options[] = { "zero", "list", "format", "batch", NULL };
@@ -308,6 +313,7 @@ static uint16_t check_dump_opts(lua_State *L, int idx, int *lines, int *batch, s
 	fmt->type = NFCT_O_DEFAULT;
 	fmt->flags = 0;
 	fmt->labels = 0;
+	fmt->json = 0;
 	if (lua_isnoneornil(L, idx))
 		return type;
 	luaL_checktype(L, idx, LUA_TTABLE);

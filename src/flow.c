@@ -173,7 +173,7 @@ static int flow_newindex(lua_State *L)
 
 static const struct { const char *name; unsigned int flags; } format_options[] = {
 	{ "extended", NFCT_OF_SHOW_LAYER3 }, { "id", NFCT_OF_ID },
-	{ "ktimestamp", NFCT_OF_TIMESTAMP }, { "xml", 0 }, { "labels", 0 },
+	{ "ktimestamp", NFCT_OF_TIMESTAMP }, { "xml", 0 }, { "labels", 0 }, { "json", 0 },
 };
 
 static void add_format_option(lua_State *L, const char *name, size_t len, struct format *fmt)
@@ -189,18 +189,31 @@ static void add_format_option(lua_State *L, const char *name, size_t len, struct
 				fmt->type = NFCT_O_XML;
 			if (strcmp(format_options[i].name, "labels") == 0)
 				fmt->labels = 1;
+			if (strcmp(format_options[i].name, "json") == 0)
+				fmt->json = 1;
 			return;
 		}
 	luaL_error(L, "bad argument 'format': unknown output format \"%s\"", lua_pushlstring(L, name, len));
 }
 
+static void check_format_options(lua_State *L, int idx, struct format *fmt);
+
+/* "json" is a format of its own: the flow's fields as a JSON object. */
 void lct_check_format(lua_State *L, int idx, struct format *fmt)
 {
 	fmt->type = NFCT_O_DEFAULT;
 	fmt->flags = 0;
 	fmt->labels = 0;
+	fmt->json = 0;
 	if (lua_isnoneornil(L, idx))
 		return;
+	check_format_options(L, idx, fmt);
+	if (fmt->json && (fmt->type != NFCT_O_DEFAULT || fmt->flags || fmt->labels))
+		luaL_error(L, "bad argument 'format': json takes no other option");
+}
+
+static void check_format_options(lua_State *L, int idx, struct format *fmt)
+{
 	if (lua_type(L, idx) == LUA_TSTRING) {
 		const char *s = lct_check_cstring(L, idx, "format"), *comma;
 		/* "" is the default format; "extended," has an empty option */
@@ -266,11 +279,16 @@ static struct nfct_labelmap *labelmap(lua_State *L)
 int lct_push_line(lua_State *L, const struct nf_conntrack *ct, unsigned int ptype, uint32_t portid,
                   const struct format *fmt)
 {
-	struct nfct_labelmap *map = fmt->labels ? labelmap(L) : NULL;
+	struct nfct_labelmap *map;
 	char stack[2048], *buf = stack;
 	size_t size = sizeof(stack);
 	int n, scratch = 0;
 
+	if (fmt->json) {
+		lct_push_json(L, ct);
+		return 0;
+	}
+	map = fmt->labels ? labelmap(L) : NULL;
 	for (;;) {
 		n = nfct_snprintf_labels(buf, (unsigned)size, ct, ptype, fmt->type, fmt->flags, map);
 		if (n >= 0 && (size_t)n < size - 1)
@@ -317,7 +335,7 @@ static struct flow *check_flow_struct(lua_State *L, int idx)
 
 static int flow_tostring(lua_State *L)
 {
-	struct format fmt = { NFCT_O_DEFAULT, 0, 0 };
+	struct format fmt = { NFCT_O_DEFAULT, 0, 0, 0 };
 	return push_formatted(L, check_flow_struct(L, 1), &fmt);
 }
 

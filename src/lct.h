@@ -21,6 +21,7 @@
 #include "compat.h"
 #include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
 
 #define LCT_VERSION "0.1.0"
 
@@ -232,6 +233,9 @@ void lct_changes_put(const struct changes *c, const struct nf_conntrack *old, st
 int  lct_changes_needed(const struct changes *c, const struct nf_conntrack *ct);
 void lct_changes_check_state(lua_State *L, const struct changes *c, int is_tcp);   /* raises */
 
+/* ---- flow_json.c: a parsed flow as the JSON object json.c writes ---- */
+void lct_push_json(lua_State *L, const struct nf_conntrack *ct);
+
 /* ---- flow.c ---- */
 /* A flow's nf_conntrack lives inside the userdata (so the collector counts
  * its size) unless it owns heap memory of its own (labels, security
@@ -246,6 +250,7 @@ struct flow *lct_flow_new(lua_State *L);  /* pushes an empty flow */
 struct format {                  /* conntrack's -o, for nfct_snprintf */
 	unsigned int type, flags;
 	int labels;
+	int json;                    /* a JSON object instead (flow_json.c) */
 };
 void lct_check_format(lua_State *L, int idx, struct format *fmt);
 int  lct_push_line(lua_State *L, const struct nf_conntrack *ct, unsigned int ptype, uint32_t portid,
@@ -290,6 +295,32 @@ static inline uint64_t msg_be64(const struct nlattr *attr)
 #define MSG_LINE_MAX 1024          /* longer than any line format.c writes */
 int  msg_format_line(char *buf, const struct nlmsghdr *nlh, unsigned int ptype, unsigned int flags, int labels);
 char *msg_addr_text(char *out, int family, const void *addr);   /* out: INET6_ADDRSTRLEN bytes */
+
+/* ---- view.c: a validated message's fields, found once, no Lua ---- */
+struct msg_tuple {
+	const struct nlattr *src, *dst, *sport, *dport, *proto, *zone;
+	const struct nlattr *icmp[3];     /* type, code, id (of ICMP or ICMPv6) */
+};
+struct msg_view {
+	const struct nlattr *tb[CTA_LABELS + 1];
+	uint8_t family, proto;
+	struct msg_tuple orig, reply;
+	const struct nlattr *state, *vtag[2];   /* state: of the flow's own protocol */
+	const struct nlattr *counters[2][2];    /* [orig, reply][packets, bytes] */
+	const struct nlattr *start, *stop;
+};
+int  msg_view(const struct nlmsghdr *nlh, struct msg_view *v);   /* 0, or -1: the library's */
+int  msg_view_nat(const struct msg_view *v, int dnat);           /* 0, 1, or -1: unknown */
+uint16_t msg_be16(const struct nlattr *attr);
+uint64_t msg_counter(const struct nlattr *attr);                 /* a 32- or 64-bit counter */
+
+/* ---- json.c: a flow's JSON object from a validated message, no Lua ---- */
+#define MSG_JSON_MAX 2048          /* longer than any object json.c writes */
+int  msg_format_json(char *buf, const struct nlmsghdr *nlh);   /* its length, or -1: flow_json.c's */
+char *msg_json_uint(char *p, uint64_t v);
+char *msg_json_string(char *p, const char *s, size_t len);      /* p: 6 * len + 2 bytes */
+char *msg_json_status(char *p, uint32_t status);
+char *msg_json_key(char *p, const char *name, int *members);
 
 /* ---- parse.c: a message into an nf_conntrack, no Lua ---- */
 int  msg_parse(const struct nlmsghdr *nlh, struct nf_conntrack *ct);       /* checked, then parsed: 0, or -1 */
@@ -353,6 +384,62 @@ int  lct_sigwatch_open(lua_State *L, struct sigwatch *w, const sigset_t *set);  
 void lct_sigwatch_close(struct sigwatch *w);
 int  lct_sigwatch_read(struct sigwatch *w, uint32_t *pid);   /* signal number, 0 if none, -errno */
 const char *lct_signal_name(int signo);
+
+/* ---- group_keys.c: the keys ct:aggregate groups by ---- */
+#define LCT_MAX_KEYS 16
+#define LCT_KEY_FN_BYTES 62        /* the longest string a key function may return */
+/* One part of a group's key: a field, or (field -1) the key function. Each
+ * is a fixed slot of the key: a presence byte, then its value. */
+struct key_part {
+	int field;
+	uint8_t plen4, plen6;          /* addresses: the prefix lengths kept */
+	size_t off, size;
+};
+struct keys {
+	int nparts;
+	struct key_part parts[LCT_MAX_KEYS];
+	size_t len;                    /* bytes of a key */
+};
+void lct_keys_check(lua_State *L, int idx, struct keys *k);    /* opts.by; pushes the key function or nil */
+void lct_key_from_flow(const struct key_part *p, const struct nf_conntrack *ct, unsigned char *slot);
+void lct_key_from_view(const struct key_part *p, const struct msg_view *v, unsigned char *slot);
+int  lct_key_from_value(lua_State *L, unsigned char *slot);    /* the value at the top: 1, 0 if no key */
+int  lct_key_push(lua_State *L, const struct key_part *p, const unsigned char *slot);   /* 0: absent */
+
+/* ---- groups.c: the table of groups, no Lua state ---- */
+struct sums {                      /* [0] original, [1] reply direction */
+	uint64_t flows, packets[2], bytes[2];
+};
+struct group {                     /* a record: its sums, then its key */
+	struct sums sums;
+	uint64_t rank;                 /* the sort's sum, when the top is chosen */
+	uint32_t hash, key_len;
+	unsigned char key[];
+};
+struct slot {
+	uint32_t hash, rec;            /* rec 0: empty */
+};
+struct groups {
+	struct slot *index;
+	unsigned char *records;
+	lua_Alloc alloc;
+	void *ud;
+	size_t cap, room, count, max, record;   /* index slots, records room, groups, the cap, bytes a record */
+	size_t key_len;
+	int counted;                   /* a flow had counters */
+	struct sums other;             /* the flows of groups past the cap */
+	uint64_t total;
+};
+enum sum { SUM_FLOWS, SUM_PACKETS, SUM_BYTES, SUM_ORIG_PACKETS, SUM_ORIG_BYTES, SUM_REPLY_PACKETS,
+           SUM_REPLY_BYTES };
+int  lct_groups_init(struct groups *t, lua_State *L, size_t key_len, size_t max);   /* 0, -1: no memory */
+struct sums *lct_groups_find(struct groups *t, const unsigned char *key);   /* NULL: no memory */
+size_t lct_groups_top(struct groups *t, int sort, struct group **top, size_t n);
+void lct_groups_free(struct groups *t);
+
+/* ---- aggregate.c: flows grouped by keys, summed while the dump streams ---- */
+void lct_aggregate_open(lua_State *L);
+int  lct_aggregate(lua_State *L);
 
 /* ---- events.c ---- */
 void lct_events_open(lua_State *L);

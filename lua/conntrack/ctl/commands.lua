@@ -9,12 +9,17 @@
 -- Where conntrack-tools 1.4.7 is wrong, lua-conntrack is right:
 --  * -F -f ipv6 empties only the IPv6 flows (1.4.7 emptied everything);
 --  * -U without an address works (1.4.7: "Operation not supported"), updates
---    flows in directional zones (1.4.7: "No such file or directory"), counts
---    only flows it changed and prints each of them (1.4.7 printed some);
+--    every flow of a directional zone (1.4.7, depending on the order it meets
+--    them, may leave one, saying "Operation failed: No such file or
+--    directory" or counting it as updated, and exit 0; see ctl_diff_spec),
+--    counts only flows it changed and prints each of them (1.4.7 printed
+--    some);
 --  * -D -t N alone deletes only flows with timeout N (1.4.7 deleted all);
 --  * --dst-nat/--src-nat/--any-nat with an IPv6 address compare it (1.4.7
 --    ignored it and matched any NAT);
 --  * -E -b sizes the event socket (1.4.7 sized another socket);
+--  * -A of an existing flow in a zone of one direction updates it (1.4.7
+--    leaves it: "0 flow entries have been added");
 --  * -I with a reply tuple and only the original ports, or of ICMP with its
 --    options before -r/-q, creates the flow (1.4.7 created one of protocol 0);
 --  * an entry vanishing during -D/-U is not an error (as 1.4.7), and is not
@@ -27,6 +32,8 @@
 local conntrack = require "conntrack"
 local compat = require "conntrack.ctl.compat"
 local addr = require "conntrack.ctl.addr"
+local errors = require "conntrack.ctl.errors"
+local events = require "conntrack.ctl.events"
 local help = require "conntrack.ctl.help"
 local options = require "conntrack.ctl.options"
 local output = require "conntrack.ctl.output"
@@ -34,61 +41,7 @@ local protos = require "conntrack.ctl.protos"
 
 local M = {}
 
-local failure = options.failure
-
--- ---- errors ----
-
-local ERRNO = { EPERM = 1, ENOENT = 2, ENOMEM = 12, EEXIST = 17, EINVAL = 22, ENOSPC = 28, ETIME = 62,
-                EAFNOSUPPORT = 97, ENOTSUPP = 524 }
--- what the module words its own way, back to libc's strerror
-local STRERROR = { [1] = "Operation not permitted", [2] = "No such file or directory", [17] = "File exists",
-                   [22] = "Invalid argument", [28] = "No space left on device" }
-
--- conntrack's err2str: its own words for some errors of some commands.
-local function err2str(errno, command, msg)
-  local e = ERRNO
-  local low = { CT_LIST = 1, CT_CREATE = 1, CT_UPDATE = 1, CT_DELETE = 1, CT_GET = 1, CT_FLUSH = 1,
-                CT_EVENT = 1, CT_VERSION = 1, CT_HELP = 1, EXP_LIST = 1, EXP_CREATE = 1, EXP_DELETE = 1,
-                EXP_GET = 1, EXP_FLUSH = 1, EXP_EVENT = 1, CT_COUNT = 1 }
-  local c = command
-  if c == "CT_LIST" and errno == e.ENOTSUPP then return "function not implemented" end
-  if low[c] and errno == e.EINVAL then return "invalid parameters" end
-  if c == "CT_CREATE" and errno == e.EEXIST then return "Such conntrack exists, try -U to update" end
-  if (c == "CT_CREATE" or c == "CT_GET" or c == "CT_DELETE" or c == "CT_ADD") and errno == e.ENOENT then
-    return "such conntrack doesn't exist"
-  end
-  if (c == "CT_CREATE" or c == "CT_GET" or c == "CT_ADD") and errno == e.ENOMEM then return "not enough memory" end
-  if c == "CT_GET" and errno == e.EAFNOSUPPORT then return "protocol not supported" end
-  if (c == "CT_CREATE" or c == "CT_ADD") and errno == e.ETIME then return "conntrack has expired" end
-  if c == "EXP_CREATE" and errno == e.ENOENT then return "master conntrack not found" end
-  if errno == e.EPERM then return "sorry, you must be root or get CAP_NET_ADMIN capability to do this" end
-  if STRERROR[errno] then return STRERROR[errno] end
-  -- "op: strerror (after N flows)" -> strerror
-  return ((msg or "unknown error"):gsub("^%w+: ", ""):gsub(" %(after %d+ flows%)$", ""))
-end
-
-local function failed(command, msg, errno)
-  failure("Operation failed: " .. err2str(errno, command, msg))
-end
-
--- ct:dump with its failures told as conntrack tells them: the module's
--- iterator raises "dump: <message>" (with the position of its caller), and
--- the failure a user meets is a missing permission.
-local function dump(ct, command, filter, opts)
-  local function fail(err)
-    if options.interrupted(err) then error(err, 0) end
-    err = tostring(err):gsub("^[^\n]-:%d+: ", "")
-    if err:find("operation not permitted", 1, true) then failed(command, nil, ERRNO.EPERM) end
-    failure("Operation failed: " .. err)
-  end
-  local ok, step, state, init, closing = pcall(ct.dump, ct, filter, opts)
-  if not ok then fail(step) end
-  return function(s, c)
-    local stepped, v, n = pcall(step, s, c)
-    if not stepped then fail(v) end
-    return v, n
-  end, state, init, closing
-end
+local failure, failed, dump, E = errors.failure, errors.failed, errors.dump, errors.ERRNO
 
 local function unsupported(what)
   failure(what .. " is not supported by the conntrack module")
@@ -252,7 +205,11 @@ local function list(cmd, ct)
                  list = (cmd.table == "dying" or cmd.table == "unconfirmed") and cmd.table or nil }
   -- conntrack hands -u to the kernel, which refuses a status filter of no flags
   if cmd.status and #cmd.status.set == 0 and #cmd.status.clear == 0 then
-    failed("CT_LIST", nil, ERRNO.EINVAL)
+    failed("CT_LIST", E.EINVAL)
+  end
+  if cmd.group_by then
+    return require("conntrack.ctl.top").list(cmd, ct, f, opts, function(msg, errno) failed("CT_LIST", errno, msg) end,
+                                             options.usage)
   end
   local printer = output.printer(cmd, { command = "CT_LIST" })
   if f and printer.format then
@@ -268,12 +225,12 @@ local function list(cmd, ct)
 end
 
 local function get(cmd, ct)
-  if not cmd.s then failed("CT_GET", nil, ERRNO.EINVAL) end
+  if not cmd.s then failed("CT_GET", E.EINVAL) end
   local key = l4_fields(cmd, { proto = cmd.fields.proto, orig_src = address_text(cmd, "s"),
                                orig_dst = address_text(cmd, "d") })
   key.reply_sport, key.reply_dport = nil, nil
   local flow, msg, errno = ct:get(key)
-  if not flow then failed("CT_GET", msg, errno) end
+  if not flow then failed("CT_GET", errno, msg) end
   local printer = output.printer(cmd, { command = "CT_GET", footer = false })
   -- conntrack passes the flow through its filter, where only -l can fail
   local wanted = true
@@ -331,19 +288,19 @@ end
 
 local function create(cmd, ct, ctx)
   local command = cmd.command
-  if refused_reply(cmd) then failed(command, nil, ERRNO.EINVAL) end
+  if refused_reply(cmd) then failed(command, E.EINVAL) end
   local fields = creation(cmd)
   -- what the module refuses as incomplete, the kernel refuses as invalid
   local called, ok, msg, errno = pcall(ct.create, ct, fields)
-  if not called then ok, msg, errno = nil, ok, ERRNO.EINVAL end
-  if not ok and command == "CT_ADD" and errno == ERRNO.EEXIST then
-    -- -A updates an existing flow (conntrack sends it without NLM_F_EXCL);
-    -- by filter, since the module's update of one flow loses directional zones
+  if not called then ok, msg, errno = nil, ok, E.EINVAL end
+  if not ok and command == "CT_ADD" and errno == E.EEXIST then
+    -- -A updates an existing flow (conntrack sends it without NLM_F_EXCL):
+    -- the one its tuple and zones select
     local changes = { timeout = fields.timeout, mark = fields.mark, labels = fields.labels,
                       status = fields.status }
     ok, msg, errno = ct:update(key_of(fields), changes)
   end
-  if not ok then failed(command, msg, errno) end
+  if not ok then failed(command, errno, msg) end
   if ctx.load_file then return 0 end
   return summary(cmd, command == "CT_ADD" and "%d flow entries have been added." or
                       "%d flow entries have been created.", 1)
@@ -374,21 +331,11 @@ local function delete(cmd, ct, ctx)
   local printer = output.printer(cmd, { command = "CT_DELETE" })
   if f then
     for flow in dump(ct, "CT_DELETE", f) do
-      local ok, msg, errno
-      if (flow.orig_zone or 0) ~= 0 or (flow.reply_zone or 0) ~= 0 then
-        -- the module's delete of one flow loses directional zones; its
-        -- delete by filter keeps the tuple whole
-        local key = key_of(flow)
-        key.id = flow.id
-        ok, msg, errno = ct:delete(key)
-        if ok == 0 then ok, errno = nil, ERRNO.ENOENT end
-      else
-        ok, msg, errno = ct:delete(flow)
-      end
+      local ok, msg, errno = ct:delete(flow)
       if ok then
         printer.line(flow)
-      elseif errno ~= ERRNO.ENOENT then
-        failed("CT_DELETE", msg, errno)
+      elseif errno ~= E.ENOENT then
+        failed("CT_DELETE", errno, msg)
       end
     end
   end
@@ -434,7 +381,7 @@ local function update(cmd, ct, ctx)
       return true
     end
     local n, msg, errno = M.sweep(ct, "update", f, changes)
-    if not n then failed("CT_UPDATE", msg, errno) end
+    if not n then failed("CT_UPDATE", errno, msg) end
     updated = n
     -- conntrack prints each flow as the kernel has it after the update
     for _, old in ipairs(chosen) do
@@ -448,14 +395,14 @@ end
 
 local function flush(cmd, ct)
   local ok, msg, errno = ct:flush(cmd.family and { family = cmd.family } or nil)
-  if not ok then failed("CT_FLUSH", msg, errno) end
+  if not ok then failed("CT_FLUSH", errno, msg) end
   output.message("connection tracking table has been emptied.")
   return 0
 end
 
 local function count(_, ct)
   local n, msg, errno = ct:count()
-  if not n then failed("CT_COUNT", msg, errno) end
+  if not n then failed("CT_COUNT", errno, msg) end
   output.out():write(compat.integer_text(n), "\n")
   return 0
 end
@@ -466,7 +413,7 @@ local STATS = { "searched", "found", "new", "invalid", "ignore", "delete", "dele
 
 local function stats(_, ct)
   local s, msg, errno = ct:stats()
-  if not s then failed("CT_STATS", msg, errno) end
+  if not s then failed("CT_STATS", errno, msg) end
   for _, cpu in ipairs(s) do
     local parts = { ("cpu=%-4d\t"):format(cpu.cpu) }
     for _, name in ipairs(STATS) do
@@ -534,13 +481,13 @@ local function expect(cmd, ct)
       output.message("expectation table has been emptied.")
       return 0
     elseif command == "EXP_DELETE" or command == "EXP_GET" then
-      failed(command, nil, ERRNO.ENOENT)
+      failed(command, E.ENOENT)
     end
   end
   if command == "EXP_CREATE" then
     local master = l4_fields(cmd, { proto = cmd.fields.proto, orig_src = address_text(cmd, "s"),
                                     orig_dst = address_text(cmd, "d") })
-    if not ct:get(master) then failed("EXP_CREATE", nil, ERRNO.ENOENT) end
+    if not ct:get(master) then failed("EXP_CREATE", E.ENOENT) end
   end
   unsupported("the expectation table (" .. options.COMMAND_TEXT[command] .. ")")
 end
@@ -556,28 +503,33 @@ local function usage_text(cmd)
   return 0
 end
 
-local HANDLERS = {
-  CT_LIST = list, CT_GET = get, CT_CREATE = create, CT_ADD = create, CT_DELETE = delete,
-  CT_UPDATE = update, CT_COUNT = count, CT_STATS = stats,
-  EXP_LIST = expect, EXP_CREATE = expect, EXP_DELETE = expect, EXP_GET = expect, EXP_FLUSH = expect,
-  EXP_EVENT = expect, EXP_COUNT = expect, EXP_STATS = expect,
-}
-
--- Runs a parsed command; returns the exit status or raises a ctl error.
--- ctx.open(netns) gives the handle; ctx.load_file is set under -R.
-function M.run(cmd, ctx)
-  local command = cmd.command
-  if command == nil or command == "CT_HELP" then return usage_text(cmd) end
-  if command == "CT_VERSION" then
-    output.out():write(("lua-conntrack v%s (conntrack-tools compatible)\n"):format(conntrack._VERSION))
-    return 0
-  end
-  local ct = ctx.open(cmd.netns)
-  if command == "CT_FLUSH" then return flush(cmd, ct) end
-  if command == "CT_EVENT" then return require("conntrack.ctl.events").run(cmd, ct, ctx) end
-  return HANDLERS[command](cmd, ct, ctx)
+local function version()
+  output.out():write(("lua-conntrack v%s (conntrack-tools compatible)\n"):format(conntrack._VERSION))
+  return 0
 end
 
-M.failed = failed
+local function event(cmd, ct, ctx)
+  return events.run(cmd, ct, ctx, M.filter(cmd, "event"))
+end
+
+-- Each command's handler(cmd, ct, ctx); those in OFFLINE get no handle.
+local HANDLERS = {
+  CT_LIST = list, CT_GET = get, CT_CREATE = create, CT_ADD = create, CT_DELETE = delete,
+  CT_UPDATE = update, CT_FLUSH = flush, CT_EVENT = event, CT_COUNT = count, CT_STATS = stats,
+  EXP_LIST = expect, EXP_CREATE = expect, EXP_DELETE = expect, EXP_GET = expect, EXP_FLUSH = expect,
+  EXP_EVENT = expect, EXP_COUNT = expect, EXP_STATS = expect,
+  CT_HELP = usage_text, CT_VERSION = version,
+  CT_LIVE = function(cmd, ct) return require("conntrack.ctl.live").run(cmd, ct, M.filter(cmd, "list")) end,
+}
+local OFFLINE = { CT_HELP = true, CT_VERSION = true }
+
+-- Runs a parsed command (no command is -h); returns the exit status or
+-- raises a ctl error. ctx.open(netns) gives the handle; ctx.load_file is set
+-- under -R.
+function M.run(cmd, ctx)
+  local command = cmd.command or "CT_HELP"
+  local ct = not OFFLINE[command] and ctx.open(cmd.netns) or nil
+  return HANDLERS[command](cmd, ct, ctx)
+end
 
 return M

@@ -8,9 +8,8 @@
 -- (SIGTERM is read from the subscription, blocked meanwhile; SIGINT stays
 -- lua.c's, which can interrupt Lua code that runs.)
 
-local commands = require "conntrack.ctl.commands"
 local compat = require "conntrack.ctl.compat"
-local options = require "conntrack.ctl.options"
+local errors = require "conntrack.ctl.errors"
 local output = require "conntrack.ctl.output"
 
 local M = {}
@@ -20,20 +19,20 @@ local HANDLER_KEYS = { new = true, update = true, destroy = true, overflow = tru
 -- Loads a --handler file: a chunk that returns a table of functions.
 function M.load_handler(path)
   local chunk, err = loadfile(path, "t")
-  if not chunk then options.failure(("cannot load handler: %s"):format(err)) end
+  if not chunk then errors.failure(("cannot load handler: %s"):format(err)) end
   compat.interruptible(chunk)
   local ok, h = xpcall(chunk, debug.traceback)
-  if not ok then options.failure(("handler %s failed to load: %s"):format(path, tostring(h))) end
+  if not ok then errors.failure(("handler %s failed to load: %s"):format(path, tostring(h))) end
   if type(h) ~= "table" then
-    options.failure(("handler %s must return a table of functions, got %s"):format(path, type(h)))
+    errors.failure(("handler %s must return a table of functions, got %s"):format(path, type(h)))
   end
   for k, v in pairs(h) do
     if not HANDLER_KEYS[k] then
-      options.failure(("handler %s: unknown event '%s' (new, update, destroy, overflow, sync, synced)")
+      errors.failure(("handler %s: unknown event '%s' (new, update, destroy, overflow, sync, synced)")
         :format(path, tostring(k)))
     end
     if type(v) ~= "function" then
-      options.failure(("handler %s: '%s' must be a function, got %s"):format(path, k, type(v)))
+      errors.failure(("handler %s: '%s' must be a function, got %s"):format(path, k, type(v)))
     end
   end
   return h
@@ -119,7 +118,7 @@ end
 
 local KINDS = { NEW = "new", UPDATES = "update", DESTROY = "destroy" }
 
-local interrupted = options.interrupted
+local interrupted = errors.interrupted
 
 -- The message handler of user code: Ctrl-C passes through untouched; an
 -- error gets the traceback of the user's frames only.
@@ -132,7 +131,9 @@ end
 -- Stops the stream (with --strict) or lets it go on after an error.
 local Stop = {}
 
-function M.run(cmd, ct, ctx)
+-- run(cmd, ct, ctx, filter): the stream of the flows filter selects (nil:
+-- none can match), as commands.filter builds it.
+function M.run(cmd, ct, ctx, filter)
   local err = output.err()
   local handler = cmd.handler and M.load_handler(cmd.handler) or {}
   local kinds = {}
@@ -146,7 +147,6 @@ function M.run(cmd, ct, ctx)
     if cmd.strict then error(Stop, 0) end
   end
 
-  local filter = commands.filter(cmd, "event")
   local where_interrupted = false
   if filter and filter.where then
     -- a failing --where drops the event and says why, as a handler's error does
@@ -165,7 +165,7 @@ function M.run(cmd, ct, ctx)
   local opts = { filter = filter, buffer = cmd.buffer_size, resync = cmd.resync or nil, signals = { "TERM" } }
   for i, k in ipairs(kinds) do opts[i] = k end
   local sub, msg, errno = ct:events(opts)
-  if not sub then commands.failed("CT_EVENT", msg, errno) end
+  if not sub then errors.failed("CT_EVENT", errno, msg) end
   if cmd.buffer_size then
     err:write(("NOTICE: Netlink socket buffer size has been set to %d bytes.\n"):format(sub:buffer()))
   end

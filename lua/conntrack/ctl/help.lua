@@ -66,7 +66,16 @@ M.EXTENSIONS =
   "  --strict\t\t\tFor -E: stop at the first error of a handler or of --where\n" ..
   "  --resync\t\t\tFor -E: read the table again after events were lost\n" ..
   "  --netns name\t\t\tWork in the network namespace /run/netns/name (or a path)\n" ..
-  "  -o json[,summary]\t\tOne JSON object per flow or event (and the summary, on stderr)\n"
+  "  -o json[,summary]\t\tOne JSON object per flow or event (and the summary, on stderr)\n" ..
+  "  --group-by keys\t\tFor -L: flows grouped by fields, orig_src/24, orig_src/24/64 ...\n" ..
+  "  \t\t\t\t(comma-separated), with their flows, packets and bytes\n" ..
+  "  --top n\t\t\tWith --group-by: the n largest groups only\n" ..
+  "  --sort sum\t\t\tWith --group-by: by bytes (the default), packets, flows,\n" ..
+  "  \t\t\t\torig_bytes, orig_packets, reply_bytes or reply_packets\n" ..
+  "  --live\t\t\tA live view of bytes/s and packets/s per flow, or per\n" ..
+  "  \t\t\t\t--group-by group (keys: q quit, p pause, s sort, g grouping,\n" ..
+  "  \t\t\t\tf filter); --top, --sort, --where and filters apply\n" ..
+  "  --interval s\t\t\tWith --live: seconds between readings (default 1)\n"
 
 -- The text of -h [-p proto].
 function M.text(progname, version, proto_help)

@@ -20,6 +20,7 @@
 -- status, event and output names (-u ASS), `-f ipv4x`, UNREPLIEDX, inet_aton
 -- addresses (10.1), a stray non-option argument, -Lexpect listing conntrack.
 
+local errors = require "conntrack.ctl.errors"
 local getopt = require "conntrack.ctl.getopt"
 local protos = require "conntrack.ctl.protos"
 local addr = require "conntrack.ctl.addr"
@@ -29,14 +30,9 @@ local numbers = require "conntrack.ctl.numbers"
 
 local M = {}
 
--- Errors carry the exit status: 2 (bad command line, followed by conntrack's
--- "Try ... --help" line) or 1 (an operation that failed).
-function M.usage(msg) error({ ctl_status = 2, message = msg }, 0) end
-function M.failure(msg) error({ ctl_status = 1, message = msg }, 0) end
--- Ctrl-C: lua.c raises "interrupted!" in the Lua code that runs; the
--- command exits 130.
-function M.interrupted(err) return type(err) == "string" and err:match("interrupted!$") ~= nil end
-local usage, failure = M.usage, M.failure
+-- a bad command line (exit status 2), a failure (1): see errors.lua
+local usage, failure = errors.usage, errors.failure
+M.usage, M.failure = usage, failure
 
 -- The generic options in conntrack's bit order, named as its messages name them.
 local OPTION_NAMES = {
@@ -74,12 +70,15 @@ local LEGAL = {
   CT_COUNT   = {}, EXP_COUNT = {}, CT_STATS = {}, EXP_STATS = {},
   CT_ADD     = { 3,3,3,3,1,1,2,0,0,0,0,0,0,2,2,0,0,2,2,0,0,0,0,2,0,2,0,2,2 },
 }
+-- --live takes -L's filters (not -z, -o)
+LEGAL.CT_LIVE = { 2,2,2,2,2,0,2,0,0,0,0,2,2,0,2,0,2,2,2,0,2,0,2,2,2,0,0,2,2 }
 
 -- What only lua-conntrack has, and where it makes sense.
 local EXTENSIONS = {
-  where = { CT_LIST = true, CT_DELETE = true, CT_UPDATE = true, CT_EVENT = true },
+  where = { CT_LIST = true, CT_DELETE = true, CT_UPDATE = true, CT_EVENT = true, CT_LIVE = true },
   handler = { CT_EVENT = true }, resync = { CT_EVENT = true }, strict = { CT_EVENT = true },
-  netns = "any",
+  netns = "any", group_by = { CT_LIST = true, CT_LIVE = true }, top = { CT_LIST = true, CT_LIVE = true },
+  sort = { CT_LIST = true, CT_LIVE = true }, interval = { CT_LIVE = true },
 }
 
 local SHORTS = ":L::I::U::D::G::E::F::A::hVs:d:r:q:p:t:u:e:a:z[:]:{:}:m:i:f:o:n::g::c:b:C::Sj::w:l:<:>::(:):"
@@ -99,7 +98,13 @@ local LONGS = {
   long("label-del", 2, ">"), long("orig-zone", 1, "("), long("reply-zone", 1, ")"),
   long("where", 1, "where", true), long("handler", 1, "handler", true), long("netns", 1, "netns", true),
   long("resync", 0, "resync", true), long("strict", 0, "strict", true),
+  long("group-by", 1, "group-by", true), long("top", 1, "top", true), long("sort", 1, "sort", true),
+  long("live", 0, "live", true), long("interval", 1, "interval", true),
 }
+
+-- --sort: the sums a grouping orders by
+local SORTS = { bytes = true, packets = true, flows = true, orig_packets = true, orig_bytes = true,
+                reply_packets = true, reply_bytes = true }
 
 local CMD_TYPE = {
   L = { "CT_LIST", "EXP_LIST" }, I = { "CT_CREATE", "EXP_CREATE" }, D = { "CT_DELETE", "EXP_DELETE" },
@@ -144,6 +149,7 @@ local STATUS_NAMES = { "ASSURED", "SEEN_REPLY", "UNSET", "FIXED_TIMEOUT", "EXPEC
 local EVENT_NAMES = { "ALL", "NEW", "UPDATES", "DESTROY" }
 local OUTPUT_NAMES = { "xml", "extended", "timestamp", "id", "ktimestamp", "labels", "userspace", "save",
                        "json", "summary" }
+M.STATUS_NAMES, M.EVENT_NAMES, M.OUTPUT_NAMES = STATUS_NAMES, EVENT_NAMES, OUTPUT_NAMES
 
 local function match_name(token, names, warn)
   local low = token:lower()
@@ -343,6 +349,255 @@ local function label_bits(map, names)
   return out
 end
 
+-- ---- one handler per option ----
+
+-- OPTION[c](st, optarg, ps, c): what option c (a letter of SHORTS, or the
+-- name of an extension) does to the command description st; ps is the
+-- parse in progress (p the getopt state, longs its long options, warn).
+local OPTION = {}
+
+local function command_option(st, optarg, ps, c)
+  local t = check_type(st, ps.p, c, optarg)
+  if t == "dying" or t == "unconfirmed" then
+    if c ~= "L" then usage("Can't do that command with tables `dying' and `unconfirmed'") end
+    add_command(st, "CT_LIST")
+  else
+    local command = CMD_TYPE[c][t == "expect" and 2 or 1]
+    if not command then
+      usage(("Can't do --%s on %s"):format(long_name(c), t == "conntrack" and "conntrack" or "expectations"))
+    end
+    add_command(st, command)
+  end
+  st.table = t
+end
+for c in pairs(CMD_TYPE) do OPTION[c] = command_option end
+
+for c in pairs(ADDR_FIELD) do
+  OPTION[c] = function(st, optarg)
+    local family, bytes = parse_address(st, c, optarg)
+    st[c] = { family = family, bytes = bytes }
+  end
+end
+
+-- --tuple-src, --tuple-dst: checked, as conntrack checks them
+OPTION["["] = function(st, optarg, _, c) parse_address(st, c, optarg) end
+OPTION["]"] = OPTION["["]
+
+-- --mask-src, --mask-dst
+OPTION["{"] = function(st, optarg, _, c)
+  local _, bytes = parse_address(st, c, optarg)
+  st.masks[c == "{" and "s" or "d"] = bytes
+end
+OPTION["}"] = OPTION["{"]
+
+-- -p: the protocol's own options exist from here on, as a group of their
+-- own (only the last -p's apply: conntrack offsets them)
+OPTION.p = function(st, optarg, ps)
+  st.given.protonum = true
+  local h, num = protos.find(optarg)
+  if not h then usage(("`%s' unsupported protocol"):format(optarg)) end
+  st.groups = st.groups + 1
+  local longs = ps.longs
+  for _, o in ipairs(h.options) do
+    longs[#longs + 1] = long(o[1], 1, { group = st.groups, key = o[2] })
+  end
+  -- two names of one option share one value, so they are no ambiguity
+  local vals = {}
+  for i = #longs - #h.options + 1, #longs do
+    local key = longs[i].val.key
+    vals[key] = vals[key] or longs[i].val
+    longs[i].val = vals[key]
+  end
+  st.proto, st.protonum = h, num
+  st.fields.proto = num
+end
+
+OPTION.t = function(st, optarg)
+  st.given.timeout = true
+  st.fields.timeout = number(optarg, "u32", "-t")
+end
+
+OPTION.u = function(st, optarg, ps)
+  st.given.status = true
+  st.status = parse_status(optarg, ps.warn)
+end
+
+OPTION.e = function(st, optarg, ps)
+  st.given["event-mask"] = true
+  for _, name in ipairs(parse_list(optarg, EVENT_NAMES, ps.warn)) do
+    st.events = st.events or {}
+    st.events[name] = true
+  end
+end
+
+OPTION.o = function(st, optarg, ps)
+  st.given.output = true
+  for _, name in ipairs(parse_list(optarg, OUTPUT_NAMES, ps.warn)) do st.output[name] = true end
+  local o = st.output
+  if o.labels then
+    st.wants_labelmap = true
+    labelmap_init(st, ps.warn)
+  end
+  if o.save and (o.extended or o.timestamp or o.id or o.ktimestamp or o.labels or o.xml or o.json) then
+    failure("cannot combine save output with any other output type, use -o save only")
+  end
+  if o.json and (o.extended or o.timestamp or o.id or o.ktimestamp or o.labels or o.xml) then
+    failure("cannot combine json output with any other output type, use -o json only")
+  end
+end
+
+OPTION.z = function(st) st.given.zero = true end
+
+-- --src-nat, --dst-nat, --any-nat
+OPTION.n = function(st, optarg, ps, c) parse_nat(st, c, optarg or ps.p:take_optional()) end
+OPTION.g, OPTION.j = OPTION.n, OPTION.n
+
+-- -w, --orig-zone, --reply-zone
+local ZONE_FIELD = { w = "zone", ["("] = "orig_zone", [")"] = "reply_zone" }
+OPTION.w = function(st, optarg, _, c)
+  st.given[LETTER_OPTION[c]] = true
+  st.fields[ZONE_FIELD[c]] = strict_number(optarg, 0, 0xffff) or
+    bad_value(optarg, c == "w" and "-w" or "--" .. LETTER_OPTION[c])
+end
+OPTION["("], OPTION[")"] = OPTION.w, OPTION.w
+
+-- --id, --secmark
+OPTION.i = function(st, optarg, _, c)
+  if optarg == nil then usage("option `--id' requires an argument") end
+  st.given[LETTER_OPTION[c]] = true
+  st.fields[c == "i" and "id" or "secmark"] = strict_number(optarg, 0, 0xffffffff) or bad_value(optarg, "-" .. c)
+end
+OPTION.c = OPTION.i
+
+OPTION.m = function(st, optarg)
+  st.given.mark = true
+  local value, mask = optarg:match("^([^/]*)/(.*)$")
+  local v = strict_number(value or optarg, 0, 0xffffffff)
+  local m = 0xffffffff
+  if mask then m = strict_number(mask, 0, 0xffffffff) end
+  if not v or not m then bad_value(optarg, "-m") end
+  st.mark = { value = v, mask = m }
+end
+
+-- -l, --label-add, --label-del: conntrack reads the names where it meets them
+local LABEL_KEY = { l = "label_bits", ["<"] = "label_add_bits", [">"] = "label_del_bits" }
+OPTION.l = function(st, optarg, ps, c)
+  st.given[LETTER_OPTION[c]] = true
+  st.wants_labelmap = true
+  local map = labelmap_init(st, ps.warn)
+  if st.given["label-add"] and st.given["label-del"] then
+    failure("cannot use --label-add and --label-del at the same time")
+  end
+  if c == ">" then
+    optarg = optarg or ps.p:take_optional()
+    if optarg == nil then st.label_del_all = true end
+  end
+  if optarg then
+    local key = LABEL_KEY[c]
+    st[key] = st[key] or {}
+    for _, bit in ipairs(label_bits(map, optarg)) do table.insert(st[key], bit) end
+  end
+end
+OPTION["<"], OPTION[">"] = OPTION.l, OPTION.l
+
+OPTION.a = function(_, _, ps) ps.warn("WARNING: ignoring -a, deprecated option.\n") end
+
+OPTION.f = function(st, optarg)
+  st.given.family = true
+  if optarg:sub(1, 4) == "ipv4" then set_family(st, "ipv4")
+  elseif optarg:sub(1, 4) == "ipv6" then set_family(st, "ipv6")
+  else usage(("`%s' unsupported protocol"):format(optarg)) end
+end
+
+OPTION.b = function(st, optarg)
+  st.given["buffer-size"] = true
+  st.buffer_size = strict_number(optarg, 10, 0x7fffffff) or bad_value(optarg, "-b")
+end
+
+OPTION.where = function(st, optarg)
+  st.where = optarg
+  st.where_fn = where.compile(optarg)
+end
+
+OPTION.handler = function(st, optarg) st.handler = optarg end
+
+OPTION.netns = function(st, optarg)
+  if optarg == "" then usage("option `--netns' requires a name") end
+  st.netns = optarg
+end
+
+OPTION.resync = function(st, _, _, c) st[c] = true end
+OPTION.strict = OPTION.resync
+
+-- --live: a command of its own
+OPTION.live = function(st) add_command(st, "CT_LIVE") end
+
+OPTION.interval = function(st, optarg)
+  local v = tonumber(optarg)
+  if not v or v < 0.1 or v > 3600 or not optarg:match("^[%d.]+$") then bad_value(optarg, "--interval") end
+  st.interval = v
+end
+
+OPTION["group-by"] = function(st, optarg)
+  if optarg == "" or optarg:find(",,", 1, true) or optarg:find(",$") then
+    usage(("--group-by: empty key in `%s'"):format(optarg))
+  end
+  st.group_by = optarg
+end
+
+OPTION.top = function(st, optarg)
+  st.top = strict_number(optarg, 10, 0x3fffffff) or bad_value(optarg, "--top")
+end
+
+OPTION.sort = function(st, optarg)
+  if not SORTS[optarg] then
+    usage(("--sort: `%s' is none of flows, packets, bytes, orig_packets, orig_bytes, reply_packets, "
+           .. "reply_bytes"):format(optarg))
+  end
+  st.sort = optarg
+end
+
+-- An option of the protocol (c = { group, key }): only the last -p's apply.
+local function protocol_option(st, c, optarg, ctx)
+  if c.group ~= st.groups or not st.proto.parse then return end
+  st.l4[c.key] = true
+  -- conntrack gives the reply tuple its protocol only here (see commands.lua)
+  if st.proto.icmp and (st.r or st.q) then st.icmp_reply_proto = true end
+  local fn = st.proto.parse[c.key]
+  if fn then fn(ctx, c.key, optarg) end
+end
+
+-- ---- the validation pass, once every option is read ----
+
+-- the commands of which conntrack does not default the family
+local FAMILY_GIVEN = { CT_LIST = 1, CT_UPDATE = 1, CT_DELETE = 1, CT_GET = 1, CT_FLUSH = 1, CT_EVENT = 1,
+                       CT_LIVE = 1 }
+
+local function validate(st)
+  local command = st.command
+  -- conntrack defaults the family of commands that build a flow
+  if st.family == nil and command and not FAMILY_GIVEN[command] then st.family = "ipv4" end
+  if st.given["any-nat"] and (st.given["src-nat"] or st.given["dst-nat"]) then
+    usage("cannot specify `--src-nat' or `--dst-nat' with `--any-nat'")
+  end
+  opt_check(st.given, OPTION_NAMES, LEGAL[command] or {}, BASE_PAIRS, BASE_PAIRS_MSG)
+  for _, ext in ipairs({ "where", "handler", "resync", "strict", "group_by", "top", "sort", "interval" }) do
+    if st[ext] and not (EXTENSIONS[ext][command]) then
+      usage(("Illegal option `--%s' with this command"):format((ext:gsub("_", "-"))))
+    end
+  end
+  if (st.top or st.sort) and not st.group_by and command == "CT_LIST" then
+    usage(("option `--%s' needs `--group-by'"):format(st.top and "top" or "sort"))
+  end
+  if st.output.summary and not st.output.json then
+    failure("cannot use summary output without json, use -o json,summary")
+  end
+  if command ~= "CT_HELP" and st.proto then
+    local h = st.proto
+    opt_check(st.l4, h.flags, h.legal[command] or {}, h.pairs, h.pairs_msg)
+  end
+end
+
 -- Parses argv (argv[0] the program name) into a command description.
 -- warn(text) writes conntrack's warnings to stderr as they come.
 function M.parse(argv, warn)
@@ -352,180 +607,25 @@ function M.parse(argv, warn)
   }
   local longs = {}
   for i, o in ipairs(LONGS) do longs[i] = o end
-  local p = getopt.new(argv, SHORTS, longs)
+  local ps = { p = getopt.new(argv, SHORTS, longs), longs = longs, warn = warn }
   -- what a protocol's parse function sees
   local ctx = { fields = st.fields, cmd = st, usage = usage }
   function ctx.number(text, kind, key) return number(text, kind, "--" .. key) end
 
   while true do
-    local c, optarg = p:next()
+    local c, optarg = ps.p:next()
     if c == nil then break end
     if c == ":" then
-      usage(("option `%s' requires an argument"):format(p:last()))
+      usage(("option `%s' requires an argument"):format(ps.p:last()))
     elseif c == "?" then
-      usage(("unknown option `%s'"):format(p:last()))
+      usage(("unknown option `%s'"):format(ps.p:last()))
     elseif type(c) == "table" then
-      -- an option of a protocol: only the last -p's apply (conntrack offsets them)
-      if c.group == st.groups and st.proto.parse then
-        st.l4[c.key] = true
-        -- conntrack gives the reply tuple its protocol only here (see commands.lua)
-        if st.proto.icmp and (st.r or st.q) then st.icmp_reply_proto = true end
-        local fn = st.proto.parse[c.key]
-        if fn then fn(ctx, c.key, optarg) end
-      end
-    elseif CMD_TYPE[c] then
-      local t = check_type(st, p, c, optarg)
-      if c == "L" then
-        if t == "dying" or t == "unconfirmed" then
-          add_command(st, "CT_LIST")
-        else
-          add_command(st, CMD_TYPE.L[t == "expect" and 2 or 1])
-        end
-      else
-        if t == "dying" or t == "unconfirmed" then
-          usage("Can't do that command with tables `dying' and `unconfirmed'")
-        end
-        local command = CMD_TYPE[c][t == "expect" and 2 or 1]
-        if not command then
-          usage(("Can't do --%s on %s"):format(long_name(c), t == "conntrack" and "conntrack" or "expectations"))
-        end
-        add_command(st, command)
-      end
-      st.table = t
-    elseif ADDR_FIELD[c] then
-      local family, bytes = parse_address(st, c, optarg)
-      st[c] = { family = family, bytes = bytes }
-    elseif c == "[" or c == "]" then
-      parse_address(st, c, optarg)
-    elseif c == "{" or c == "}" then
-      local _, bytes = parse_address(st, c, optarg)
-      st.masks[c == "{" and "s" or "d"] = bytes
-    elseif c == "p" then
-      st.given.protonum = true
-      local h, num = protos.find(optarg)
-      if not h then usage(("`%s' unsupported protocol"):format(optarg)) end
-      st.groups = st.groups + 1
-      for _, o in ipairs(h.options) do
-        longs[#longs + 1] = long(o[1], 1, { group = st.groups, key = o[2] })
-      end
-      -- two names of one option share one value, so they are no ambiguity
-      local vals = {}
-      for i = #longs - #h.options + 1, #longs do
-        local key = longs[i].val.key
-        vals[key] = vals[key] or longs[i].val
-        longs[i].val = vals[key]
-      end
-      st.proto, st.protonum = h, num
-      st.fields.proto = num
-    elseif c == "t" then
-      st.given.timeout = true
-      st.fields.timeout = number(optarg, "u32", "-t")
-    elseif c == "u" then
-      st.given.status = true
-      st.status = parse_status(optarg, warn)
-    elseif c == "e" then
-      st.given["event-mask"] = true
-      for _, name in ipairs(parse_list(optarg, EVENT_NAMES, warn)) do
-        st.events = st.events or {}
-        st.events[name] = true
-      end
-    elseif c == "o" then
-      st.given.output = true
-      for _, name in ipairs(parse_list(optarg, OUTPUT_NAMES, warn)) do st.output[name] = true end
-      local o = st.output
-      if o.labels then
-        st.wants_labelmap = true
-        labelmap_init(st, warn)
-      end
-      if o.save and (o.extended or o.timestamp or o.id or o.ktimestamp or o.labels or o.xml or o.json) then
-        failure("cannot combine save output with any other output type, use -o save only")
-      end
-      if o.json and (o.extended or o.timestamp or o.id or o.ktimestamp or o.labels or o.xml) then
-        failure("cannot combine json output with any other output type, use -o json only")
-      end
-    elseif c == "z" then
-      st.given.zero = true
-    elseif c == "n" or c == "g" or c == "j" then
-      parse_nat(st, c, optarg or p:take_optional())
-    elseif c == "w" or c == "(" or c == ")" then
-      st.given[LETTER_OPTION[c]] = true
-      local field = c == "w" and "zone" or c == "(" and "orig_zone" or "reply_zone"
-      st.fields[field] = strict_number(optarg, 0, 0xffff) or
-        bad_value(optarg, c == "w" and "-w" or "--" .. LETTER_OPTION[c])
-    elseif c == "i" or c == "c" then
-      if optarg == nil then usage("option `--id' requires an argument") end
-      st.given[LETTER_OPTION[c]] = true
-      st.fields[c == "i" and "id" or "secmark"] = strict_number(optarg, 0, 0xffffffff) or bad_value(optarg, "-" .. c)
-    elseif c == "m" then
-      st.given.mark = true
-      local value, mask = optarg:match("^([^/]*)/(.*)$")
-      local v = strict_number(value or optarg, 0, 0xffffffff)
-      local m = 0xffffffff
-      if mask then m = strict_number(mask, 0, 0xffffffff) end
-      if not v or not m then bad_value(optarg, "-m") end
-      st.mark = { value = v, mask = m }
-    elseif c == "l" or c == "<" or c == ">" then
-      -- conntrack reads the names where it meets them
-      st.given[LETTER_OPTION[c]] = true
-      st.wants_labelmap = true
-      local map = labelmap_init(st, warn)
-      if st.given["label-add"] and st.given["label-del"] then
-        failure("cannot use --label-add and --label-del at the same time")
-      end
-      if c == ">" then
-        optarg = optarg or p:take_optional()
-        if optarg == nil then st.label_del_all = true end
-      end
-      if optarg then
-        local key = c == "l" and "label_bits" or c == "<" and "label_add_bits" or "label_del_bits"
-        st[key] = st[key] or {}
-        for _, bit in ipairs(label_bits(map, optarg)) do table.insert(st[key], bit) end
-      end
-    elseif c == "a" then
-      warn("WARNING: ignoring -a, deprecated option.\n")
-    elseif c == "f" then
-      st.given.family = true
-      if optarg:sub(1, 4) == "ipv4" then set_family(st, "ipv4")
-      elseif optarg:sub(1, 4) == "ipv6" then set_family(st, "ipv6")
-      else usage(("`%s' unsupported protocol"):format(optarg)) end
-    elseif c == "b" then
-      st.given["buffer-size"] = true
-      st.buffer_size = strict_number(optarg, 10, 0x7fffffff) or bad_value(optarg, "-b")
-    elseif c == "where" then
-      st.where = optarg
-      st.where_fn = where.compile(optarg)
-    elseif c == "handler" then
-      st.handler = optarg
-    elseif c == "netns" then
-      if optarg == "" then usage("option `--netns' requires a name") end
-      st.netns = optarg
-    elseif c == "resync" or c == "strict" then
-      st[c] = true
+      protocol_option(st, c, optarg, ctx)
+    else
+      OPTION[c](st, optarg, ps, c)
     end
   end
-
-  -- conntrack defaults the family of commands that build a flow
-  local command = st.command
-  if st.family == nil and command and not ({ CT_LIST = 1, CT_UPDATE = 1, CT_DELETE = 1, CT_GET = 1,
-                                             CT_FLUSH = 1, CT_EVENT = 1 })[command] then
-    st.family = "ipv4"
-  end
-  if st.given["any-nat"] and (st.given["src-nat"] or st.given["dst-nat"]) then
-    usage("cannot specify `--src-nat' or `--dst-nat' with `--any-nat'")
-  end
-  opt_check(st.given, OPTION_NAMES, LEGAL[command] or {}, BASE_PAIRS, BASE_PAIRS_MSG)
-  for _, ext in ipairs({ "where", "handler", "resync", "strict" }) do
-    if st[ext] and not (EXTENSIONS[ext][command]) then
-      usage(("Illegal option `--%s' with this command"):format(ext))
-    end
-  end
-  if st.output.summary and not st.output.json then
-    failure("cannot use summary output without json, use -o json,summary")
-  end
-  if command ~= "CT_HELP" and st.proto then
-    local h = st.proto
-    opt_check(st.l4, h.flags, h.legal[command] or {}, h.pairs, h.pairs_msg)
-  end
+  validate(st)
   return st
 end
 

@@ -110,9 +110,8 @@ end
 
 -- ---- -o json ----
 
-local STATUS_ORDER = { "EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED", "SRC_NAT", "DST_NAT", "SEQ_ADJUST",
-                       "SRC_NAT_DONE", "DST_NAT_DONE", "DYING", "FIXED_TIMEOUT", "TEMPLATE", "NAT_CLASH",
-                       "HELPER", "OFFLOAD", "HW_OFFLOAD" }
+-- the status flags in bit order
+local STATUS_ORDER = conntrack.status_flags
 local JSON_KEYS = { "event", "time" }
 for _, f in ipairs(where.FIELDS) do JSON_KEYS[#JSON_KEYS + 1] = f end
 for _, k in ipairs({ "portid", "progname" }) do JSON_KEYS[#JSON_KEYS + 1] = k end
@@ -172,6 +171,8 @@ function M.printer(cmd, how)
   -- dump's `format` option and p.text(line) prints each line, or
   -- p.text(lines, n) n lines that each end in a newline (a dump's batch).
   if not o.json and not o.save then p.format = format end
+  -- a dump's JSON objects are the module's too (the events' carry more)
+  if o.json and command == "CT_LIST" then p.format = "json" end
   function p.text(line, n)
     if o.xml and lazy_header and not p.header then
       out:write(XML_HEADER)

@@ -3,7 +3,11 @@
 -- the port pairs that go together, their help text and how `-o save`
 -- prints them. Values go into the module's field names.
 
+local conntrack = require "conntrack"
 local numbers = require "conntrack.ctl.numbers"
+
+-- the module's protocol numbers, by name
+local NUM = conntrack.protocols
 
 local M = {}
 
@@ -74,15 +78,26 @@ local function state_of(names, message)
   end
 end
 
-local TCP_STATES = { "NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT",
-                     "LAST_ACK", "TIME_WAIT", "CLOSE", "SYN_SENT2", LISTEN = true }
+-- A protocol's state names in the module's order (by number).
+local function module_states(proto)
+  local names, by_name = {}, conntrack.states[proto]
+  for name, num in pairs(by_name) do
+    if type(name) == "string" then names[num + 1] = name end
+  end
+  return names
+end
+
+-- conntrack(8) takes the module's TCP states and LISTEN; its SCTP list stops
+-- before the heartbeat states, its DCCP list has IGNORE and INVALID.
+local TCP_STATES = module_states("tcp")
+TCP_STATES.LISTEN = true
 local SCTP_STATES = { "NONE", "CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED",
                       "SHUTDOWN_SENT", "SHUTDOWN_RECD", "SHUTDOWN_ACK_SENT" }
 local DCCP_STATES = { "NONE", "REQUEST", "RESPOND", "PARTOPEN", "OPEN", "CLOSEREQ", "CLOSING",
                       "TIMEWAIT", "IGNORE", "INVALID" }
 
 local tcp = {
-  name = "tcp", num = 6,
+  name = "tcp", num = NUM.tcp,
   options = append(PORT_OPTIONS, { { "state", "state" }, { "tuple-port-src", "tuple-port-src" },
                                    { "tuple-port-dst", "tuple-port-dst" } }),
   flags = append(PORT_FLAGS, { "state", "tuple-port-src", "tuple-port-dst" }),
@@ -126,7 +141,7 @@ end
 M.bswap32 = bswap32
 
 local sctp = {
-  name = "sctp", num = 132,
+  name = "sctp", num = NUM.sctp,
   options = {
     { "orig-port-src", "sport" }, { "orig-port-dst", "dport" }, { "reply-port-src", "reply-port-src" },
     { "reply-port-dst", "reply-port-dst" }, { "mask-port-src", "mask-port-src" },
@@ -155,7 +170,7 @@ local sctp = {
 }
 
 local dccp = {
-  name = "dccp", num = 33,
+  name = "dccp", num = NUM.dccp,
   options = {
     { "orig-port-src", "sport" }, { "orig-port-dst", "dport" }, { "reply-port-src", "reply-port-src" },
     { "reply-port-dst", "reply-port-dst" }, { "mask-port-src", "mask-port-src" },
@@ -212,7 +227,7 @@ local function gre_key(ctx, key, arg)
 end
 
 local gre = {
-  name = "gre", num = 47,
+  name = "gre", num = NUM.gre,
   options = {
     { "orig-key-src", "srckey" }, { "srckey", "srckey" }, { "orig-key-dst", "dstkey" }, { "dstkey", "dstkey" },
     { "reply-key-src", "reply-key-src" }, { "reply-key-dst", "reply-key-dst" }, { "mask-key-src", "mask-key-src" },
@@ -241,8 +256,8 @@ M.unknown = { name = "unknown", unknown = true, options = {}, flags = {}, legal 
 
 -- In the order conntrack registers them (its list is searched newest first,
 -- which only matters for names, all distinct).
-M.list = { tcp, udp_like("udp", 17), udp_like("udplite", 136), sctp, dccp,
-           icmp_like("icmp", 1, "icmp"), icmp_like("icmpv6", 58, "icmpv6"), gre }
+M.list = { tcp, udp_like("udp", NUM.udp), udp_like("udplite", NUM.udplite), sctp, dccp,
+           icmp_like("icmp", NUM.icmp, "icmp"), icmp_like("icmpv6", NUM.icmpv6, "icmpv6"), gre }
 -- Ports parse alike in every protocol that has them (GRE's keys are its own).
 for _, p in ipairs(M.list) do
   if p.pairs and p ~= gre then

@@ -3,21 +3,17 @@
 -- pure functions. A name that is neither is refused before anything runs,
 -- in whatever form the expression uses it.
 
+local conntrack = require "conntrack"
 local compat = require "conntrack.ctl.compat"
 
 local M = {}
 
--- The module's field vocabulary (conntrack's fields.c), and its aliases.
-M.FIELDS = {
-  "family", "proto", "orig_src", "orig_dst", "reply_src", "reply_dst", "orig_sport", "orig_dport",
-  "reply_sport", "reply_dport", "icmp_type", "icmp_code", "icmp_id", "state", "orig_vtag", "reply_vtag",
-  "status", "timeout", "mark", "secmark", "use", "id", "zone", "orig_zone", "reply_zone",
-  "orig_packets", "orig_bytes", "reply_packets", "reply_bytes", "start", "stop", "labels", "helper",
-  "secctx", "snat", "dnat",
-}
+-- The module's field vocabulary, and its aliases (src, dst, sport, dport).
+M.FIELDS = {}
+for i, f in ipairs(conntrack.fields) do M.FIELDS[i] = f end
 local is_field = {}
 for _, f in ipairs(M.FIELDS) do is_field[f] = true end
-for _, a in ipairs({ "src", "dst", "sport", "dport" }) do is_field[a] = true end
+for a in pairs(conntrack.aliases) do is_field[a] = true end
 
 -- copies, so that an expression cannot change the libraries lua-conntrack uses
 local function copy(t)
