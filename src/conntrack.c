@@ -1,9 +1,9 @@
 /*
  * conntrack.c: luaopen_conntrack, which only assembles the module from each
  * concern's x_open: the handle's methods (handle.c, dump.c, aggregate.c, events.c,
- * ops.c, expect_ops.c),
- * flows, and the module's functions, which work on a default handle opened
- * on first use, as io.write uses the default output file.
+ * ops.c, expect_ops.c), flows, conntrack.signals (signals.c), and the
+ * module's functions, which work on a default handle opened on first use, as
+ * io.write uses the default output file.
  */
 #include <string.h>
 
@@ -52,6 +52,7 @@ int luaopen_conntrack(lua_State *L)
 	lct_events_open(L);
 	lct_expect_open(L, -1);
 	lct_expect_ops_open(L);
+	lct_signals_open(L, -1);
 	lct_handle_open(L, -1);          /* pushes the handle's methods */
 	luaL_setfuncs(L, methods, 0);
 	lct_ops_register(L);

@@ -3,9 +3,11 @@
  * read only when the caller asks (next, each, dispatch), never inside a
  * library callback. Losses are never silent: a kernel drop (ENOBUFS) is an
  * "overflow" event, optionally followed by a re-read of the table ("sync"
- * events, then "synced") so a mirror can reconcile. Lua code run meanwhile
- * (a predicate, a handler, a finalizer) may close the subscription or read
- * it again: every read checks it is open, and no state is held across Lua.
+ * events, then "synced") so a mirror can reconcile. Chosen signals come as
+ * "signal" events (a signalfd read between datagrams, see signals.c). Lua
+ * code run meanwhile (a predicate, a handler, a finalizer) may close the
+ * subscription or read it again: every read checks it is open, and no state
+ * is held across Lua.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -50,6 +52,7 @@ struct events {
 	struct filter filter;
 	struct xfilter xfilter;     /* of expectations' events (its predicate: user value 2) */
 	struct nf_conntrack *scratch;
+	struct sigwatch sig;        /* signals = { ... }: fd -1 without */
 	struct nl sync_nl;          /* the resync dump */
 	struct nl_reply sync_reply;
 	size_t len, off;            /* events not yet handed out in buf */
@@ -79,17 +82,10 @@ static int events_close(lua_State *L)
 		if (ev->netns_fd >= 0)
 			close(ev->netns_fd);
 		ev->netns_fd = -1;
+		lct_sigwatch_close(&ev->sig);
 		ev->closed = 1;
 	}
 	return 0;
-}
-
-static double now(clockid_t clock)
-{
-	struct timespec ts;
-
-	clock_gettime(clock, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* The kind of an event message: NEW with NLM_F_CREATE is a new flow. */
@@ -223,7 +219,7 @@ static int push_event(lua_State *L, const char *kind)
 {
 	lua_pushstring(L, kind);
 	lua_insert(L, -2);
-	lua_pushnumber(L, now(CLOCK_REALTIME));
+	lua_pushnumber(L, lct_now(CLOCK_REALTIME));
 	return 3;
 }
 
@@ -236,7 +232,7 @@ static int push_kernel_event(lua_State *L, const char *kind, const struct nlmsgh
 
 	lua_pushstring(L, kind);
 	lua_insert(L, -2);
-	lua_pushnumber(L, msg_event_time(nlh, &t) ? t : now(CLOCK_REALTIME));
+	lua_pushnumber(L, msg_event_time(nlh, &t) ? t : lct_now(CLOCK_REALTIME));
 	return 3;
 }
 
@@ -310,27 +306,6 @@ static void drain(struct events *ev)
 	ev->off = ev->len;
 }
 
-/* The longest single wait: a longer timeout is waited in slices, so that
- * no count of milliseconds overflows an int. */
-#define WAIT_SLICE_MS 3600000
-
-/* Milliseconds for poll: -1 for ever (timeout < 0), else what is left until
- * deadline, rounded up, at most a slice. */
-static int poll_ms(double timeout, double deadline)
-{
-	double left = (deadline - now(CLOCK_MONOTONIC)) * 1000;
-	int ms;
-
-	if (timeout < 0)
-		return -1;
-	if (left >= WAIT_SLICE_MS)
-		return WAIT_SLICE_MS;
-	if (left <= 0)
-		return 0;
-	ms = (int)left;
-	return ms < left ? ms + 1 : ms;
-}
-
 /* The next wanted event of the datagram at hand: 3 (pushed), 0 when it is
  * used up, or EV_CLOSED. */
 static int next_queued(lua_State *L, int ev_idx, struct events *ev)
@@ -375,7 +350,7 @@ static int read_more(lua_State *L, struct events *ev)
 		}
 		lua_pushliteral(L, "overflow");
 		lua_pushinteger(L, ev->overflows);
-		lua_pushnumber(L, now(CLOCK_REALTIME));
+		lua_pushnumber(L, lct_now(CLOCK_REALTIME));
 		return 3;
 	}
 	if (rc < 0)
@@ -383,26 +358,34 @@ static int read_more(lua_State *L, struct events *ev)
 	return rc;
 }
 
-/* Waits until the socket is readable or the deadline passes: 1 to read
- * again, 0 to return (the deadline passed, or a signal made the
- * interpreter set a hook, Ctrl-C in lua.c: the hook runs as soon as we
- * return). */
+/* Waits until the socket (or the signals' descriptor) is readable or the
+ * deadline passes: 1 to read again, 0 to return (the deadline passed, or
+ * lua.c's hook waits to run: Ctrl-C). */
 static int wait_readable(lua_State *L, struct events *ev, double timeout, double deadline)
 {
-	struct pollfd p = { nl_fd(&ev->nl), POLLIN, 0 };
-	lua_Hook hook = lua_gethook(L);
+	struct pollfd p[2] = { { nl_fd(&ev->nl), POLLIN, 0 }, { ev->sig.fd, POLLIN, 0 } };
+	int rc = lct_wait_readable(L, p, ev->sig.fd >= 0 ? 2 : 1, timeout, deadline);
 
-	if (timeout >= 0 && deadline - now(CLOCK_MONOTONIC) <= 0)
-		return 0;
-	if (poll(&p, 1, poll_ms(timeout, deadline)) < 0) {
-		if (errno != EINTR) {
-			ev->error = errno;
-			return luaL_error(L, "events: %s", strerror(errno));
-		}
-		if (lua_gethook(L) != hook)
-			return 0;
+	if (rc < 0) {
+		ev->error = -rc;
+		return luaL_error(L, "events: %s", strerror(-rc));
 	}
-	return 1;
+	return rc;
+}
+
+/* A signal of the subscription's as a "signal" event: 3 pushed (kind,
+ * name, time), or 0 if none waits. */
+static int next_signal(lua_State *L, struct events *ev)
+{
+	uint32_t pid;
+	int rc = lct_sigwatch_read(&ev->sig, &pid);
+
+	if (rc < 0)
+		return lct_raise(L, &ev->error, "events: signals", -rc);
+	if (rc == 0)
+		return 0;
+	lua_pushstring(L, lct_signal_name(rc));
+	return push_event(L, "signal");
 }
 
 /* Pushes kind, flow, time for the next event and returns 3, or returns 0
@@ -411,7 +394,7 @@ static int wait_readable(lua_State *L, struct events *ev, double timeout, double
  * "sync" events and its "synced" come before the events queued after it. */
 static int next_event(lua_State *L, int ev_idx, struct events *ev, double timeout)
 {
-	double deadline = now(CLOCK_MONOTONIC) + timeout;
+	double deadline = lct_now(CLOCK_MONOTONIC) + timeout;
 	int rc;
 
 	for (;;) {
@@ -429,24 +412,14 @@ static int next_event(lua_State *L, int ev_idx, struct events *ev, double timeou
 			return rc;
 		if (ev->closed)
 			return EV_CLOSED;
+		/* between datagrams: a signal is seen even under a flood of events */
+		if ((rc = next_signal(L, ev)) != 0)
+			return rc;
 		if ((rc = read_more(L, ev)) == 3)
 			return rc;
 		if (rc == 0 && !wait_readable(L, ev, timeout, deadline))
 			return 0;
 	}
-}
-
-/* Seconds, any finite number >= 0; nil or inf: for ever (-1). */
-static double check_timeout(lua_State *L, int idx)
-{
-	double t;
-
-	if (lua_isnoneornil(L, idx))
-		return -1;
-	t = luaL_checknumber(L, idx);
-	if (!(t >= 0))   /* NaN too */
-		luaL_error(L, "bad argument 'timeout': expected seconds >= 0, got %f", t);
-	return t > DBL_MAX ? -1 : t;
 }
 
 /* The outcome of next_event for next and each: n values, or nothing (0). */
@@ -461,7 +434,7 @@ static int event_or_nothing(lua_State *L, int n)
 static int events_next(lua_State *L)
 {
 	struct events *ev = check_events(L, 1);
-	double timeout = check_timeout(L, 2);
+	double timeout = lct_check_timeout(L, 2);
 	int n;
 
 	lua_settop(L, 1);
@@ -490,7 +463,7 @@ static int each_step(lua_State *L)
 static int events_each(lua_State *L)
 {
 	check_events(L, 1);
-	lua_pushnumber(L, check_timeout(L, 2));
+	lua_pushnumber(L, lct_check_timeout(L, 2));
 	lua_pushcclosure(L, each_step, 1);
 	lua_pushvalue(L, 1);
 	return 2;
@@ -523,13 +496,13 @@ static int events_dispatch(lua_State *L)
 	lua_pushnil(L);
 	while (lua_next(L, 2)) {
 		static const char *const kinds[] = { "new", "update", "destroy", "expect_new", "expect_destroy",
-		                                     "overflow", "sync", "expect_sync", "synced", NULL };
+		                                     "overflow", "sync", "expect_sync", "synced", "signal", NULL };
 		int i;
 		for (i = 0; kinds[i] && !lct_key_is(L, -2, kinds[i]); i++)
 			;
 		if (kinds[i] == NULL)
 			return luaL_error(L, "bad argument '%s': not an event kind (new, update, destroy, expect_new, "
-			                  "expect_destroy, overflow, sync, expect_sync, synced)",
+			                  "expect_destroy, overflow, sync, expect_sync, synced, signal)",
 			                  lua_type(L, -2) == LUA_TSTRING ? lct_key_name(L, -2) : luaL_typename(L, -2));
 		if (!lua_isfunction(L, -1))
 			return luaL_error(L, "bad argument '%s': expected a function, got %s", kinds[i], luaL_typename(L, -1));
@@ -558,9 +531,10 @@ static int events_dispatch(lua_State *L)
 static int events_pending(lua_State *L)
 {
 	struct events *ev = check_events(L, 1);
-	struct pollfd p = { nl_fd(&ev->nl), POLLIN, 0 };
+	struct pollfd p = { nl_fd(&ev->nl), POLLIN, 0 }, sig = { ev->sig.fd, POLLIN, 0 };
 
-	lua_pushboolean(L, ev->off < ev->len || ev->sync != SYNC_NONE || poll(&p, 1, 0) > 0);
+	lua_pushboolean(L, ev->off < ev->len || ev->sync != SYNC_NONE || poll(&p, 1, 0) > 0 ||
+	                (sig.fd >= 0 && poll(&sig, 1, 0) > 0));
 	return 1;
 }
 
@@ -673,18 +647,20 @@ static int attach_bpf(int fd, const struct filter *f)
 
 struct events_opts {
 	unsigned int kinds;
-	int buffer, resync, reliable;
+	int buffer, resync, reliable, has_signals;
+	sigset_t signals;
 };
 
-static const char *const events_options[] = { "filter", "expect_filter", "buffer", "resync", "reliable", NULL };
+static const char *const events_options[] = { "filter", "expect_filter", "buffer", "resync", "reliable",
+                                               "signals", NULL };
 
 /* { "new", "destroy", "expect_new", filter = {...}, expect_filter = {...},
- * buffer = n, resync = b, reliable = b } */
+ *   buffer = n, resync = b, reliable = b, signals = { "TERM", "HUP" } } */
 static void parse_opts(lua_State *L, int idx, struct events_opts *o, struct filter *f, struct xfilter *xf)
 {
 	o->kinds = 0;
 	o->buffer = LCT_EVENTS_BUFFER;
-	o->resync = o->reliable = 0;
+	o->resync = o->reliable = o->has_signals = 0;
 	memset(f, 0, sizeof(*f));
 	memset(xf, 0, sizeof(*xf));
 	if (lua_isnoneornil(L, idx)) {
@@ -714,7 +690,10 @@ static void parse_opts(lua_State *L, int idx, struct events_opts *o, struct filt
 				o->resync = lua_toboolean(L, -1);
 			else if (lct_key_is(L, -2, "reliable"))
 				o->reliable = lua_toboolean(L, -1);
-			else
+			else if (lct_key_is(L, -2, "signals")) {
+				lct_signals_parse(L, -1, "signals", &o->signals);
+				o->has_signals = 1;
+			} else
 				lct_unknown_option(L, -2, "events", events_options);
 		}
 		lua_pop(L, 1);
@@ -741,6 +720,7 @@ int lct_events(lua_State *L)
 	ev->scratch = NULL;
 	ev->closed = 1;
 	ev->netns_fd = -1;
+	ev->sig.fd = -1;
 	luaL_setmetatable(L, LCT_EVENTS);
 	if (lua_istable(L, 2)) {
 		lua_getfield(L, 2, "filter");
@@ -782,6 +762,9 @@ int lct_events(lua_State *L)
 		setsockopt(nl_fd(&ev->nl), SOL_NETLINK, NETLINK_BROADCAST_ERROR, &on, sizeof(on));
 		setsockopt(nl_fd(&ev->nl), SOL_NETLINK, NETLINK_NO_ENOBUFS, &on, sizeof(on));
 	}
+	/* last: the signals are blocked only once nothing else can fail */
+	if (o.has_signals && (rc = lct_sigwatch_open(L, &ev->sig, &o.signals)) < 0)
+		return lct_fail(L, "events", -rc);
 	return 1;
 }
 

@@ -8,8 +8,10 @@
 #ifndef LCT_H
 #define LCT_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <time.h>
 #include <string.h>
 #include <sys/types.h>
 #include <arpa/inet.h>
@@ -30,6 +32,7 @@
 #define LCT_DUMP   "conntrack.dump"
 #define LCT_EVENTS "conntrack.events"
 #define LCT_SWEEP  "conntrack.sweep"    /* scratch of a delete/update by filter */
+#define LCT_SIGNALS "conntrack.signals"
 /* The metatable at the top of the stack is not handed out: getmetatable()
  * gives its name instead. Its __gc then runs only when the collector finds
  * the object unreachable, never by a script's hand while C code uses it. */
@@ -221,13 +224,15 @@ void lct_filter_push_where(lua_State *L, int idx);
 
 /* ---- change.c: what update changes ---- */
 struct changes {
-	int has_mark, has_timeout, has_status, has_labels;
+	int has_mark, has_timeout, has_status, has_labels, has_state;
 	uint32_t mark, mark_mask, timeout, status;
+	uint8_t state;                        /* a TCP state (the flows are TCP's) */
 	uint32_t labels[4], labels_mask[4];   /* 128 label bits, as the kernel lays them */
 };
 void lct_changes_parse(lua_State *L, int idx, struct changes *c);
 void lct_changes_put(const struct changes *c, const struct nf_conntrack *old, struct nlmsghdr *nlh);
 int  lct_changes_needed(const struct changes *c, const struct nf_conntrack *ct);
+void lct_changes_check_state(lua_State *L, const struct changes *c, int is_tcp);   /* raises */
 
 /* ---- flow_json.c: a parsed flow as the JSON object json.c writes ---- */
 void lct_push_json(lua_State *L, const struct nf_conntrack *ct);
@@ -396,6 +401,26 @@ __attribute__((visibility("default"))) int luaopen_conntrack(lua_State *L);
 void lct_dump_open(lua_State *L);
 int  lct_dump(lua_State *L);
 void lct_ops_register(lua_State *L);
+
+/* ---- wait.c: the waits of next and each ---- */
+struct pollfd;
+double lct_now(clockid_t clock);
+double lct_check_timeout(lua_State *L, int idx);    /* seconds; -1 for ever */
+int  lct_wait_readable(lua_State *L, struct pollfd *p, int n, double timeout, double deadline);   /* 1, 0, -errno */
+
+/* ---- signals.c: signals read from a signalfd ---- */
+struct sigmask;
+struct sigwatch {
+	int fd;                    /* -1: closed */
+	sigset_t set;
+	struct sigmask *mask;      /* the Lua state's count of watches per signal */
+};
+void lct_signals_open(lua_State *L, int module);
+void lct_signals_parse(lua_State *L, int idx, const char *key, sigset_t *set);   /* raises */
+int  lct_sigwatch_open(lua_State *L, struct sigwatch *w, const sigset_t *set);  /* 0, -errno */
+void lct_sigwatch_close(struct sigwatch *w);
+int  lct_sigwatch_read(struct sigwatch *w, uint32_t *pid);   /* signal number, 0 if none, -errno */
+const char *lct_signal_name(int signo);
 
 /* ---- group_keys.c: the keys ct:aggregate groups by ---- */
 #define LCT_MAX_KEYS 16
