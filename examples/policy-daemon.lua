@@ -10,20 +10,34 @@
 -- Settings come from the environment: LOCAL_PREFIXES (comma-separated,
 -- default "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"), SSH_MARK
 -- (0x22), UDP_IDLE (30), SWEEP (5), EVENT_BUFFER (bytes; the module's
--- default). With SECONDS it stops after that many seconds without an event.
+-- default); or from the file SETTINGS names, NAME=value lines (as the procd
+-- script writes them), which it reads again on SIGHUP (EVENT_BUFFER only
+-- at start). SIGTERM or Ctrl-C stops it cleanly; with SECONDS it also stops
+-- after that many seconds without an event.
 --   sysctl -w net.netfilter.nf_conntrack_acct=1    # for the byte counts
 --   LOCAL_PREFIXES=192.168.1.0/24 lua5.4 examples/policy-daemon.lua [SECONDS]
 local conntrack = require "conntrack"
 
+-- NAME=value lines of the SETTINGS file (quotes around a value dropped), or {}
+local function settings_file()
+  local file, values = os.getenv("SETTINGS"), {}
+  local f = file and file ~= "" and assert(io.open(file))
+  if not f then return values end
+  for line in f:lines() do
+    local name, value = line:match("^%s*([%u_]+)=(.-)%s*$")
+    if name then values[name] = value:match([[^"(.*)"$]]) or value:match("^'(.*)'$") or value end
+  end
+  f:close()
+  return values
+end
+
+local file = settings_file()
 local function setting(name, default)
-  local value = os.getenv(name)
+  local value = file[name] or os.getenv(name)
   if value == nil or value == "" then return default end
   return value
 end
-local LOCAL_PREFIXES = setting("LOCAL_PREFIXES", "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7")
-local SSH_MARK = tonumber(setting("SSH_MARK", "0x22"))
-local UDP_IDLE = tonumber(setting("UDP_IDLE", "30"))
-local SWEEP = tonumber(setting("SWEEP", "5"))
+local LOCAL_PREFIXES, SSH_MARK, UDP_IDLE, SWEEP
 local BUFFER = tonumber(setting("EVENT_BUFFER", ""))
 local QUIET = tonumber(arg[1] or "")
 
@@ -32,11 +46,22 @@ local function log(fmt, ...)
   print(os.date("%Y-%m-%d %H:%M:%S ") .. fmt:format(...))
 end
 
--- New SSH flows from outside the local prefixes, not marked yet: one filter,
+local OUTSIDE_SSH
+
+-- (Re)reads the settings: at start, and on SIGHUP. The policy's flows, new
+-- SSH flows from outside the local prefixes not marked yet, are one filter
 -- matched in C ("!" before every prefix: the source is in none of them).
-local OUTSIDE = {}
-for prefix in LOCAL_PREFIXES:gmatch("[^,%s]+") do OUTSIDE[#OUTSIDE + 1] = "!" .. prefix end
-local OUTSIDE_SSH = { proto = "tcp", orig_dport = 22, orig_src = OUTSIDE, mark = ("!%d"):format(SSH_MARK) }
+local function configure()
+  file = settings_file()
+  LOCAL_PREFIXES = setting("LOCAL_PREFIXES", "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7")
+  SSH_MARK = tonumber(setting("SSH_MARK", "0x22"))
+  UDP_IDLE = tonumber(setting("UDP_IDLE", "30"))
+  SWEEP = tonumber(setting("SWEEP", "5"))
+  local outside = {}
+  for prefix in LOCAL_PREFIXES:gmatch("[^,%s]+") do outside[#outside + 1] = "!" .. prefix end
+  OUTSIDE_SSH = { proto = "tcp", orig_dport = 22, orig_src = outside, mark = ("!%d"):format(SSH_MARK) }
+end
+configure()
 
 ---- the policies ----
 
@@ -81,28 +106,44 @@ local handlers = {
   synced = function() log("table read again: policy applied") end,
 }
 
+-- SIGHUP reads the settings again; SIGTERM (procd's stop) and SIGINT stop.
+local running, stopped_by = true, nil
+function handlers.signal(name)
+  if name == "HUP" then
+    configure()
+    log("settings read again: local %s, ssh mark 0x%x, udp idle %s s", LOCAL_PREFIXES, SSH_MARK, UDP_IDLE)
+  else
+    running, stopped_by = false, name
+  end
+end
+
 ---- the loop ----
 
 -- Updates make UPDATE events of their own: not subscribing to them keeps
--- the daemon from hearing its own changes.
-local sub = assert(ct:events{ "new", "destroy", resync = true, buffer = BUFFER })
+-- the daemon from hearing its own changes. The signals come as events too.
+local sub = assert(ct:events{ "new", "destroy", resync = true, buffer = BUFFER,
+                              signals = { "TERM", "INT", "HUP" } })
 log("policy daemon: local %s, ssh mark 0x%x, udp idle %s s", LOCAL_PREFIXES, SSH_MARK, UDP_IDLE)
 
--- One-second waits: the sweep is due between events, and Ctrl-C is seen.
+-- One-second waits: the sweep is due between events.
 local next_sweep, idle = os.time(), 0
-while not QUIET or idle < QUIET do
+while running and (not QUIET or idle < QUIET) do
   local kind, flow = sub:next(1)
   if kind then
-    idle = 0
+    idle = kind == "signal" and idle or 0
     handlers[kind](flow, kind)
   else
     idle = idle + 1
   end
-  if os.time() >= next_sweep then
+  if running and os.time() >= next_sweep then
     cap_udp_timeouts()
     next_sweep = os.time() + SWEEP
   end
 end
-log("policy daemon: %s s without events, stopping", QUIET)
+if stopped_by then
+  log("policy daemon: SIG%s, stopping", stopped_by)
+else
+  log("policy daemon: %s s without events, stopping", QUIET)
+end
 sub:close()
 ct:close()

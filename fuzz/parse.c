@@ -1,7 +1,8 @@
 /*
  * fuzz/parse.c: libFuzzer target for the path every kernel message takes:
  * conntrack.parse (validation, then libnetfilter_conntrack's parser), then
- * every way a flow is read: each field, tostring, every output format.
+ * every way a flow is read: each field, tostring, every output format; and
+ * the same for an expectation's message (conntrack.parse_expect).
  * The input is a whole netlink message. A harness may keep one Lua state.
  */
 #include <stdint.h>
@@ -15,6 +16,11 @@ int luaopen_conntrack(lua_State *L);
 static const char reader[] =
 	"local conntrack = ...\n"
 	"return function(bytes)\n"
+	"  local x = conntrack.parse_expect(bytes)\n"
+	"  if x then\n"
+	"    local _ = tostring(x), x:format('xml')\n"
+	"    for k in pairs(x:totable()) do local _ = x[k] end\n"
+	"  end\n"
 	"  local flow = conntrack.parse(bytes)\n"
 	"  if not flow then return end\n"
 	"  local _ = tostring(flow), flow:format('extended,id,ktimestamp'), flow:format('xml')\n"

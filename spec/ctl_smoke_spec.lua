@@ -65,6 +65,18 @@ describe("conntrack.ctl.run", function()
     assert.same(untimed(tostring(assert(ns.handle():get(SSH_KEY))):gsub("use=2", "use=1")), untimed(out))
   end)
 
+  it("refuses -U --state of an SCTP or DCCP flow with status 1, touching nothing", function()
+    ns.fill({ { proto = "sctp", orig_src = "10.0.0.1", orig_dst = "10.0.0.2", orig_sport = 1, orig_dport = 2,
+                state = "ESTABLISHED", timeout = 300 } })
+    for proto, state in pairs{ sctp = "CLOSED", dccp = "CLOSING" } do
+      local _, err, status = run("-U", "-s", "10.0.0.1", "-p", proto, "--state", state, "-m", "1")
+      assert.equal(1, status)
+      assert.equal(PREFIX .. "changing the state of an " .. proto:upper() .. " flow is not supported by the " ..
+                   "conntrack module\n", err)
+    end
+    for flow in ns.handle():dump() do assert.equal(0, flow.mark) end
+  end)
+
   it("fails a -D that matched nothing with status 1", function()
     local _, err, status = run("-D", "-p", "tcp", "--dport", "22")
     assert.equal(1, status)

@@ -291,9 +291,10 @@ describe("examples/policy-daemon.lua", function()
   local MARK = 0x22
   local SETTINGS = "LOCAL_PREFIXES=10.0.0.0/8,fd00::/8 UDP_IDLE=5 SWEEP=1 "
 
-  -- The daemon, listening once it has logged its settings.
-  local function daemon(settings)
-    local proc = start("env " .. settings .. LUA .. " examples/policy-daemon.lua 2")
+  -- The daemon, listening once it has logged its settings; it stops after
+  -- `quiet` seconds without events (2 unless given).
+  local function daemon(settings, quiet)
+    local proc = start("env " .. settings .. LUA .. " examples/policy-daemon.lua " .. (quiet or 2))
     cleanup(proc.stop)
     assert(eventually(function() return (proc.lines()[1] or ""):find("policy daemon: local", 1, true) end, 5),
            "the daemon did not start: " .. proc.stderr())
@@ -362,6 +363,50 @@ describe("examples/policy-daemon.lua", function()
                   "ssh from outside: [2001:db8::7]:40002 -> [fd00::2]:22 marked 0x22" }, marked)
     assert.truthy(find(log, "^udp: %d+ flows now expire after 5 s of silence$"))
     assert.equal("policy daemon: 2 s without events, stopping", log[#log])
+  end)
+
+  it("stops cleanly on SIGTERM, as procd stops it, and on Ctrl-C (SIGINT)", function()
+    for _, name in ipairs{ "TERM", "INT" } do
+      local proc = daemon(SETTINGS, 60)
+      proc.signal(name)
+      assert(proc.wait(5), "the daemon did not stop on SIG" .. name)
+      assert.equal(0, proc.status(), proc.stderr())
+      assert.equal("", proc.stderr())
+      local log = log_of(proc)
+      assert.equal("policy daemon: SIG" .. name .. ", stopping", log[#log])
+    end
+  end)
+
+  it("reads the settings procd's script wrote again on SIGHUP, and goes on with them", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    cleanup(function() os.execute("rm -rf " .. q(dir)) end)
+    local settings = dir .. "/settings.env"
+    -- the file as examples/openwrt/conntrack-policy writes it from UCI
+    local function write(mark)
+      local stubs = ("config_load() { :; }; config_get() { case $3 in ssh_mark) eval \"$1=%s\";; " ..
+                     "local_prefixes) eval \"$1=10.0.0.0/8\";; *) eval \"$1=\";; esac; }; "):format(mark)
+      local _, err, status = ns.run(("sh -c %s"):format(q(". ./examples/openwrt/conntrack-policy; SETTINGS=" ..
+                                                        settings .. "; " .. stubs .. "write_settings")))
+      assert(status == 0, err)
+    end
+    write("0x23")
+    local proc = daemon("SETTINGS=" .. settings .. " SSH_MARK=0x99 ", 60)
+    local first = tcp("198.51.100.7", "10.0.0.2", 40000, 22)
+    assert(ct:create(first))
+    assert(eventually(function() return ct:get(tuple_of(first)).mark == 0x23 end, 5), "not marked 0x23")
+    write("0x24")
+    proc.signal("HUP")
+    assert(eventually(function() return find(log_of(proc), "^settings read again") end, 5), "nothing logged on SIGHUP")
+    assert.equal("settings read again: local 10.0.0.0/8, ssh mark 0x24, udp idle 30 s",
+                 find(log_of(proc), "^settings read again"))
+    local second = tcp("198.51.100.7", "10.0.0.2", 40001, 22)
+    assert(ct:create(second))
+    assert(eventually(function() return ct:get(tuple_of(second)).mark == 0x24 end, 5), "not marked 0x24")
+    assert.equal(0x23, ct:get(tuple_of(first)).mark)
+    proc.signal("TERM")
+    assert(proc.wait(5), "the daemon did not stop on SIGTERM")
+    assert.equal(0, proc.status(), proc.stderr())
   end)
 
   it("survives lost events: logs the overflow, re-reads the table and marks the SSH flows it missed", function()
@@ -649,6 +694,28 @@ for _, ulua in ipairs{ "lua5.1", "luajit" } do
         print(ok, (tostring(e):gsub("^[^:]*:%d+: ", "")))]])
       assert.equal(0, status, err)
       assert.equal("true\ttrue\t1\nfalse\tbad argument #1 to 'fd_add' (userdata expected, got table)\n", out)
+    end)
+
+    -- procd stops a service with SIGTERM: read from a signalfd, it reaches
+    -- the loop's callback instead of uloop's own handler or the default kill
+    it("watches conntrack.signals as it watches a subscription: SIGTERM reaches the callback", function()
+      local out, err, status = run_uloop([[local uloop = require "uloop"
+        local conntrack = require "conntrack"
+        uloop.init()
+        local sig = assert(conntrack.signals{ "TERM" })
+        local watch = uloop.fd_add(sig, function(obj, events)
+          print(rawequal(obj, sig), events == uloop.ULOOP_READ, obj:next(0))
+          uloop.cancel()
+        end, uloop.ULOOP_READ)
+        local send = uloop.timer(function() os.execute("kill -TERM $PPID") end, 50)
+        local safety = uloop.timer(function() uloop.cancel() end, 5000)
+        uloop.run()
+        safety:cancel()
+        watch:delete()
+        sig:close()
+        print("end")]])
+      assert.equal(0, status, err)
+      assert.matches("^true\ttrue\tTERM\t%d+\nend\n$", out)
     end)
   end)
 end

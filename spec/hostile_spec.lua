@@ -505,7 +505,7 @@ describe("a string with a NUL byte", function()
     refused([[bad argument 'dry_run\0': not an option of delete (its options: dry_run)]], ct.delete, ct, { proto = "udp" },
             { ["dry_run\0"] = true })
     refused([[bad argument 'events': unknown event kind "new\0x"]], ct.events, ct, { "new\0x" })
-    refused([[bad argument 'resync\0': not an option of events (its options: filter, buffer, resync, reliable)]],
+    refused([[bad argument 'resync\0': not an option of events (its options: filter, expect_filter, buffer, resync, reliable, signals)]],
             ct.events, ct, { ["resync\0"] = true })
     refused([[bad argument 'netns': a NUL byte in "/proc/self/ns/net\0x"]], conntrack.open,
             { netns = "/proc/self/ns/net\0x" })
@@ -513,7 +513,7 @@ describe("a string with a NUL byte", function()
     local flow = assert(ct:get(key(1)))
     refused([[bad argument 'format': a NUL byte in "id\0"]], flow.format, flow, "id\0")
     local sub = assert(ct:events())
-    refused([[bad argument 'new\0': not an event kind (new, update, destroy, overflow, sync, synced)]],
+    refused([[bad argument 'new\0': not an event kind (new, update, destroy, expect_new, expect_destroy, overflow, sync, expect_sync, synced, signal)]],
             sub.dispatch, sub, { ["new\0"] = print })
     sub:close()
   end)

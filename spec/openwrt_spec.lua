@@ -194,19 +194,46 @@ describe(INIT, function()
     assert.equal("#!/bin/sh /etc/rc.common", slurp(INIT):match("^[^\n]*"))
   end)
 
-  it("passes the daemon every setting it reads from the environment, and only those", function()
+  -- The script's functions, sourced with procd's and UCI's calls stubbed to
+  -- print what they are given; SETTINGS in a temporary directory.
+  local function run_script(dir, calls)
+    local stubs = "config_load() { :; }; " ..
+      "config_get() { case $3 in ssh_mark) eval \"$1=0x23\";; local_prefixes) eval \"$1=10.0.0.0/8,fd00::/8\";; " ..
+      "*) eval \"$1=\";; esac; }; " ..
+      "procd_open_instance() { :; }; procd_close_instance() { :; }; " ..
+      "procd_set_param() { echo \"param $*\"; }; procd_send_signal() { echo \"signal $*\"; }; "
+    return ns.run(("sh -c %s"):format(q(". ./" .. INIT .. "; SETTINGS=" .. dir .. "/run/settings.env; " ..
+                                         stubs .. calls)))
+  end
+
+  it("writes the daemon every setting it reads, and only those, in a file it passes", function()
     local read = {}
     for name in slurp(DAEMON):gmatch('setting%("([%u_]+)"') do read[#read + 1] = name end
-    local passed = {}
-    for line in logical_lines(slurp(INIT)) do
-      if line:match("^%s*procd_set_param env ") then
-        for name in line:gmatch("([%u_]+)=") do passed[#passed + 1] = name end
-      end
+    local dir = temp_dir()
+    finally(function() ns.execute("rm -rf " .. q(dir)) end)
+    local out, err, status = run_script(dir, "start_service")
+    assert.equal(0, status, err)
+    assert.matches("\nparam env SETTINGS=" .. dir:gsub("%p", "%%%0") .. "/run/settings.env\n", "\n" .. out)
+    local written, values = {}, {}
+    for line in io.lines(dir .. "/run/settings.env") do
+      local name, value = assert(line:match("^([%u_]+)=(.*)$"))
+      written[#written + 1] = name
+      values[name] = value
     end
     table.sort(read)
-    table.sort(passed)
+    table.sort(written)
     assert.is_true(#read >= 5, "the daemon reads " .. #read .. " settings")
-    assert.same(read, passed)
+    assert.same(read, written)
+    assert.same({ "0x23", "10.0.0.0/8,fd00::/8", "" }, { values.SSH_MARK, values.LOCAL_PREFIXES, values.SWEEP })
+  end)
+
+  it("reloads by writing the settings again and sending the daemon SIGHUP", function()
+    local dir = temp_dir()
+    finally(function() ns.execute("rm -rf " .. q(dir)) end)
+    local out, err, status = run_script(dir, "reload_service")
+    assert.equal(0, status, err)
+    assert.equal("signal conntrack-policy * HUP\n", out)
+    assert.truthy(io.open(dir .. "/run/settings.env"), "no settings written")
   end)
 
   it("reads each option of the example UCI config", function()

@@ -437,10 +437,68 @@ describe("update", function()
     assert.is_true(now.timeout > 200)
   end)
 
+  describe("state", function()
+    it("turns an ESTABLISHED flow into TIME_WAIT as conntrack -U --state does #diff", function()
+      local twin = copy(TCP_KEY, { orig_dport = 81 })
+      assert.is_true(ct:create(copy(TCP, { orig_dport = 81, mark = 0xf0f0 })))
+      assert.is_true(ct:update(flow, { state = "TIME_WAIT" }))
+      local _, err, status = ns.run("conntrack -U -p tcp -s 10.0.0.1 -d 10.0.0.2 --sport 1234 --dport 81 " ..
+                                    "--state TIME_WAIT")
+      assert(status == 0, err)
+      local ours, theirs = ct:get(TCP_KEY), ct:get(twin)
+      assert.equal("TIME_WAIT", ours.state)
+      assert.equal("TIME_WAIT", theirs.state)
+      -- the state alone changes: the timeout runs on as it was
+      assert.is_true(ours.timeout > 100, "timeout " .. ours.timeout)
+      assert.equal(untimed(tostring(theirs)):gsub("dport=81", "dport=80"):gsub("sport=81", "sport=80"),
+                   untimed(tostring(ours)))
+    end)
+
+    it("takes the name LISTEN for SYN_SENT2, as conntrack does", function()
+      assert.is_true(ct:update(flow, { state = "LISTEN" }))
+      assert.equal("SYN_SENT2", ct:get(TCP_KEY).state)
+    end)
+
+    it("changes the state of a real loopback connection", function()
+      local socket = require "socket"
+      finally(function() os.execute("nft delete table inet lct_state 2>/dev/null") end)
+      local _, err, status = ns.run("nft add table inet lct_state && " ..
+        "nft add chain inet lct_state out '{ type filter hook output priority 0; }' && " ..
+        "nft add rule inet lct_state out ct state new,established,related accept")
+      assert(status == 0, "nft: " .. err)
+      local server = assert(socket.bind("127.0.0.1", 0))
+      local _, port = server:getsockname()
+      local client = assert(socket.connect("127.0.0.1", port))
+      local peer = assert(server:accept())
+      finally(function() client:close(); peer:close(); server:close() end)
+      assert(client:send("hello\n"))
+      assert.equal("hello", peer:receive("*l"))
+      local key = { proto = "tcp", orig_dst = "127.0.0.1", orig_dport = tonumber(port) }
+      local real = assert(flows_of(ct, key)[1])
+      assert.equal("ESTABLISHED", real.state)
+      assert.is_true(ct:update(real, { state = "TIME_WAIT" }))
+      assert.equal("TIME_WAIT", flows_of(ct, key)[1].state)
+      assert.matches(" TIME_WAIT src=127%.0%.0%.1 ", table.concat(ns.reference_lines("-L -p tcp"), "\n"))
+    end)
+
+    it("refuses a flow of another protocol, and a name TCP does not have", function()
+      assert.is_true(ct:create(ICMP))
+      local icmp = ct:get{ proto = "icmp", orig_src = "10.0.0.4", orig_dst = "10.0.0.1", icmp_type = 8,
+                           icmp_code = 0, icmp_id = 77 }
+      assert.equal("bad argument 'state': update sets the state of TCP flows only (give proto = \"tcp\")",
+                   error_of(ct.update, ct, icmp, { state = "TIME_WAIT" }))
+      assert.equal("bad argument 'state': unknown TCP state \"COOKIE_WAIT\"",
+                   error_of(ct.update, ct, flow, { state = "COOKIE_WAIT" }))
+      assert.equal("bad argument 'state': expected a TCP state name, got number",
+                   error_of(ct.update, ct, flow, { state = 7 }))
+      assert.equal("ESTABLISHED", ct:get(TCP_KEY).state)
+    end)
+  end)
+
   it("refuses unknown fields and those it cannot change", function()
     assert.equal("bad argument 'bogus': unknown field", error_of(ct.update, ct, flow, { bogus = 1 }))
-    for _, key in ipairs{ "zone", "state", "orig_src", "orig_dport", "id", "proto" } do
-      assert.equal("bad argument '" .. key .. "': update changes mark, timeout, status and labels only",
+    for _, key in ipairs{ "zone", "orig_src", "orig_dport", "id", "proto" } do
+      assert.equal("bad argument '" .. key .. "': update changes mark, timeout, status, labels and state only",
                    error_of(ct.update, ct, flow, { [key] = 1 }))
     end
     assert.equal("bad argument 'status': update can set flags, not clear them",

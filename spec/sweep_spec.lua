@@ -19,14 +19,14 @@ local function assert_same_set(expected, actual)
 end
 
 -- What a flow is besides its identity: the table's entry id (a flow deleted
--- and created again has a new one), mark, status flags and labels.
+-- and created again has a new one), mark, status flags, labels and state.
 local function state_of(flow)
   local status, labels = {}, {}
   for flag in pairs(flow.status) do status[#status + 1] = flag end
   for bit in pairs(flow.labels or {}) do labels[#labels + 1] = bit end
   table.sort(status); table.sort(labels)
-  return ("id=%d mark=%d status=%s labels=%s"):format(flow.id, flow.mark, table.concat(status, ","),
-                                                    table.concat(labels, ","))
+  return ("id=%d mark=%d status=%s labels=%s state=%s"):format(flow.id, flow.mark, table.concat(status, ","),
+                                                             table.concat(labels, ","), flow.state or "")
 end
 
 local function snapshot(ct)
@@ -361,6 +361,16 @@ describe("ct:update(filter, changes)", function()
     assert.equal(matched, n)
   end)
 
+  it("sets the TCP state of the matched flows, and counts nothing applied again", function()
+    local n, changed, matched = check_update({ proto = "tcp", family = "ipv4" }, { state = "TIME_WAIT" },
+      function(t) return v4(t) and t.proto == "tcp" end,
+      function(_, new) assert.equal("TIME_WAIT", new.state) end)
+    -- none was in TIME_WAIT: all change, then none does
+    assert.equal(matched, changed)
+    assert.equal(matched, n)
+    assert.equal(0, ct:update({ proto = "tcp", family = "ipv4" }, { state = "TIME_WAIT" }))
+  end)
+
   it("makes each mark (old & ~mask) xor value, for every old mark", function()
     local seen = {}
     local n, changed = check_update({ family = "ipv6" }, { mark = { 0x105, 0x0f } }, v6, function(old, new)
@@ -594,9 +604,13 @@ describe("ct:delete and ct:update misuse", function()
     { "delete with a number", "delete", { 42 },
       "bad argument 'filter': expected a flow, a table or a function, got number" },
     { "update changing the protocol", "update", { { proto = "udp" }, { proto = "tcp" } },
-      "bad argument 'proto': update changes mark, timeout, status and labels only" },
+      "bad argument 'proto': update changes mark, timeout, status, labels and state only" },
     { "update changing a source", "update", { { proto = "udp" }, { mark = 1, orig_src = "10.1.0.6" } },
-      "bad argument 'orig_src': update changes mark, timeout, status and labels only" },
+      "bad argument 'orig_src': update changes mark, timeout, status, labels and state only" },
+    { "update setting a state without choosing TCP", "update", { { family = "ipv4" }, { state = "TIME_WAIT" } },
+      "bad argument 'state': update sets the state of TCP flows only (give proto = \"tcp\")" },
+    { "update setting a state TCP does not have", "update", { { proto = "tcp" }, { state = "OPEN" } },
+      "bad argument 'state': unknown TCP state \"OPEN\"" },
     { "update clearing a status flag", "update", { { proto = "udp" }, { status = "!ASSURED" } },
       "bad argument 'status': update can set flags, not clear them" },
     { "update with no changes", "update", { { proto = "udp" }, {} },

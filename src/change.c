@@ -1,9 +1,11 @@
 /*
- * change.c: what update changes (mark, timeout, status flags, labels),
+ * change.c: what update changes (mark, timeout, status flags, labels, the
+ * TCP state),
  * parsed whole into a struct before any I/O, then written into each update
  * request and compared with each flow to skip those already as asked.
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netfilter/nf_conntrack_common.h>
@@ -58,6 +60,19 @@ static void parse_labels(lua_State *L, int idx, struct changes *c)
 	}
 }
 
+/* state = "TIME_WAIT": a TCP state, as conntrack -U -p tcp --state sets it */
+static void parse_state(lua_State *L, int idx, struct changes *c)
+{
+	int n;
+
+	if (lua_type(L, idx) != LUA_TSTRING)
+		luaL_error(L, "bad argument 'state': expected a TCP state name, got %s", luaL_typename(L, idx));
+	if ((n = msg_state_number(IPPROTO_TCP, lct_check_cstring(L, idx, "state"))) < 0)
+		luaL_error(L, "bad argument 'state': unknown TCP state \"%s\"", lua_tostring(L, idx));
+	c->has_state = 1;
+	c->state = (uint8_t)n;
+}
+
 void lct_changes_parse(lua_State *L, int idx, struct changes *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -70,7 +85,7 @@ void lct_changes_parse(lua_State *L, int idx, struct changes *c)
 		const char *key = lua_tostring(L, -2);
 
 		if (!(lct_fields[id].caps & CAP_UPDATE))
-			luaL_error(L, "bad argument '%s': update changes mark, timeout, status and labels only", key);
+			luaL_error(L, "bad argument '%s': update changes mark, timeout, status, labels and state only", key);
 		if (id == FIELD_MARK) {
 			c->has_mark = 1;
 			c->mark_mask = 0xffffffff;
@@ -96,12 +111,14 @@ void lct_changes_parse(lua_State *L, int idx, struct changes *c)
 				luaL_error(L, "bad argument 'status': update can set SEEN_REPLY, ASSURED and FIXED_TIMEOUT only");
 			c->has_status = 1;
 			c->status = value;
+		} else if (id == FIELD_STATE) {
+			parse_state(L, -1, c);
 		} else {
 			parse_labels(L, -1, c);
 		}
 		lua_pop(L, 1);
 	}
-	if (!c->has_mark && !c->has_timeout && !c->has_status && !c->has_labels)
+	if (!c->has_mark && !c->has_timeout && !c->has_status && !c->has_labels && !c->has_state)
 		luaL_error(L, "bad argument 'changes': nothing to change");
 }
 
@@ -123,6 +140,22 @@ void lct_changes_put(const struct changes *c, const struct nf_conntrack *old, st
 		mnl_attr_put(nlh, CTA_LABELS, sizeof(c->labels), c->labels);
 		mnl_attr_put(nlh, CTA_LABELS_MASK, sizeof(c->labels_mask), c->labels_mask);
 	}
+	if (c->has_state) {
+		/* the kernel takes the state alone and leaves the window tracking and timeout as they are */
+		struct nlattr *info = mnl_attr_nest_start(nlh, CTA_PROTOINFO);
+		struct nlattr *tcp = mnl_attr_nest_start(nlh, CTA_PROTOINFO_TCP);
+		mnl_attr_put_u8(nlh, CTA_PROTOINFO_TCP_STATE, c->state);
+		mnl_attr_nest_end(nlh, tcp);
+		mnl_attr_nest_end(nlh, info);
+	}
+}
+
+/* The state is TCP's: update refuses it for another flow, and by filter
+ * unless the filter selects TCP flows only (as conntrack's -p tcp). */
+void lct_changes_check_state(lua_State *L, const struct changes *c, int is_tcp)
+{
+	if (c->has_state && !is_tcp)
+		luaL_error(L, "bad argument 'state': update sets the state of TCP flows only (give proto = \"tcp\")");
 }
 
 /* Would the changes alter this flow? Re-applying an update counts nothing. */
@@ -136,6 +169,8 @@ int lct_changes_needed(const struct changes *c, const struct nf_conntrack *ct)
 	if (c->has_timeout && nfct_get_attr_u32(ct, ATTR_TIMEOUT) != c->timeout)
 		return 1;
 	if (c->has_status && (nfct_get_attr_u32(ct, ATTR_STATUS) & c->status) != c->status)
+		return 1;
+	if (c->has_state && (!nfct_attr_is_set(ct, ATTR_TCP_STATE) || nfct_get_attr_u8(ct, ATTR_TCP_STATE) != c->state))
 		return 1;
 	if (c->has_labels) {
 		const struct nfct_bitmask *b = nfct_get_attr(ct, ATTR_CONNLABELS);

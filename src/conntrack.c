@@ -1,8 +1,9 @@
 /*
  * conntrack.c: luaopen_conntrack, which only assembles the module from each
- * concern's x_open: the handle's methods (handle.c, dump.c, aggregate.c, events.c, ops.c),
- * flows, and the module's functions, which work on a default handle opened
- * on first use, as io.write uses the default output file.
+ * concern's x_open: the handle's methods (handle.c, dump.c, aggregate.c, events.c,
+ * ops.c, expect_ops.c), flows, conntrack.signals (signals.c), and the
+ * module's functions, which work on a default handle opened on first use, as
+ * io.write uses the default output file.
  */
 #include <string.h>
 
@@ -19,7 +20,8 @@ static int call_default(lua_State *L)
 		lua_call(L, 0, 3);
 		if (lua_isnil(L, -3)) {
 			/* dump raises its failures, as io.lines does */
-			if (lua_tocfunction(L, lua_upvalueindex(1)) == lct_dump)
+			if (lua_tocfunction(L, lua_upvalueindex(1)) == lct_dump ||
+			    lua_tocfunction(L, lua_upvalueindex(1)) == lct_expect_dump)
 				return luaL_error(L, "%s", lua_tostring(L, -2));
 			return 3;
 		}
@@ -50,9 +52,13 @@ int luaopen_conntrack(lua_State *L)
 	lct_aggregate_open(L);
 	lct_sweep_open(L);
 	lct_events_open(L);
+	lct_expect_open(L, -1);
+	lct_expect_ops_open(L);
+	lct_signals_open(L, -1);
 	lct_handle_open(L, -1);          /* pushes the handle's methods */
 	luaL_setfuncs(L, methods, 0);
 	lct_ops_register(L);
+	lct_expect_ops_register(L);
 
 	/* every operation, on the default handle */
 	lua_pushnil(L);

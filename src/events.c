@@ -3,9 +3,11 @@
  * read only when the caller asks (next, each, dispatch), never inside a
  * library callback. Losses are never silent: a kernel drop (ENOBUFS) is an
  * "overflow" event, optionally followed by a re-read of the table ("sync"
- * events, then "synced") so a mirror can reconcile. Lua code run meanwhile
- * (a predicate, a handler, a finalizer) may close the subscription or read
- * it again: every read checks it is open, and no state is held across Lua.
+ * events, then "synced") so a mirror can reconcile. Chosen signals come as
+ * "signal" events (a signalfd read between datagrams, see signals.c). Lua
+ * code run meanwhile (a predicate, a handler, a finalizer) may close the
+ * subscription or read it again: every read checks it is open, and no state
+ * is held across Lua.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,10 +31,14 @@
 
 #define LCT_EVENTS_BUFFER (64 << 20)   /* default: a burst of 2 x 100,000 fits, measured */
 
-enum { EV_NEW = 1, EV_UPDATE = 2, EV_DESTROY = 4 };
-enum { SYNC_NONE, SYNC_DUMPING, SYNC_DONE };
+enum { EV_NEW = 1, EV_UPDATE = 2, EV_DESTROY = 4, EV_XNEW = 8, EV_XDESTROY = 16 };
+#define EV_FLOWS (EV_NEW | EV_UPDATE | EV_DESTROY)
+#define EV_EXPECTATIONS (EV_XNEW | EV_XDESTROY)
+#define EV_NKINDS 5
+enum { SYNC_NONE, SYNC_DUMPING, SYNC_XDUMPING, SYNC_DONE };
 
-static const char *const kind_names[] = { "new", "update", "destroy" };
+/* by bit: flows' events, then expectations' */
+static const char *const kind_names[] = { "new", "update", "destroy", "expect_new", "expect_destroy" };
 
 struct events {
 	struct nl nl;
@@ -44,7 +50,9 @@ struct events {
 	lua_Integer overflows;
 	int error;                  /* the errno of the failure raised last, for sub:error() */
 	const struct filter *filter;   /* its userdata: user value 2 */
+	struct xfilter xfilter;     /* of expectations' events (its predicate: user value 3) */
 	struct nf_conntrack *scratch;
+	struct sigwatch sig;        /* signals = { ... }: fd -1 without */
 	struct nl sync_nl;          /* the resync dump */
 	struct nl_reply sync_reply;
 	size_t len, off;            /* events not yet handed out in buf */
@@ -74,22 +82,22 @@ static int events_close(lua_State *L)
 		if (ev->netns_fd >= 0)
 			close(ev->netns_fd);
 		ev->netns_fd = -1;
+		lct_sigwatch_close(&ev->sig);
 		ev->closed = 1;
 	}
 	return 0;
 }
 
-static double now(clockid_t clock)
-{
-	struct timespec ts;
-
-	clock_gettime(clock, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* The kind of an event message: NEW with NLM_F_CREATE is a new flow. */
 static int kind_of(const struct nlmsghdr *nlh)
 {
+	if (NFNL_SUBSYS_ID(nlh->nlmsg_type) == NFNL_SUBSYS_CTNETLINK_EXP) {
+		switch (NFNL_MSG_TYPE(nlh->nlmsg_type)) {
+		case IPCTNL_MSG_EXP_NEW:    return EV_XNEW;
+		case IPCTNL_MSG_EXP_DELETE: return EV_XDESTROY;
+		}
+		return 0;
+	}
 	if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_CTNETLINK)
 		return 0;
 	switch (NFNL_MSG_TYPE(nlh->nlmsg_type)) {
@@ -101,13 +109,52 @@ static int kind_of(const struct nlmsghdr *nlh)
 	return 0;
 }
 
-static int nfct_type_of(int kind)
-{
-	return kind == EV_NEW ? NFCT_T_NEW : kind == EV_UPDATE ? NFCT_T_UPDATE : NFCT_T_DESTROY;
-}
-
 /* What next_event and its parts return when Lua code closed the subscription. */
 #define EV_CLOSED (-1)
+
+static int nfct_type_of(int kind)
+{
+	return kind & (EV_NEW | EV_XNEW) ? NFCT_T_NEW : kind == EV_UPDATE ? NFCT_T_UPDATE : NFCT_T_DESTROY;
+}
+
+static const char *kind_name(int kind)
+{
+	int i;
+
+	for (i = 0; i < EV_NKINDS; i++)
+		if (kind == 1 << i)
+			return kind_names[i];
+	return "?";
+}
+
+/* The same as push_if_match for an expectation's message: its own filter
+ * and predicate (user value 2). kind 0: a resync's. */
+static int push_expect_if_match(lua_State *L, int ev_idx, struct events *ev, const struct nlmsghdr *msg, int kind)
+{
+	struct expect *x;
+
+	if (ev->closed)
+		return EV_CLOSED;
+	if (msg_check_expect(msg) < 0)
+		return 0;
+	x = lct_expect_push(L, msg, (uint8_t)(kind ? nfct_type_of(kind) : NFCT_T_UNKNOWN));
+	if (!lct_xfilter_match(&ev->xfilter, x)) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	if (ev->xfilter.has_where) {
+		lua_getiuservalue(L, ev_idx, 3);
+		lua_pushvalue(L, -2);
+		lua_call(L, 1, 1);
+		if (!lua_toboolean(L, -1)) {
+			lua_pop(L, 2);
+			return 0;
+		}
+		lua_pop(L, 1);
+	}
+	return ev->closed ? EV_CLOSED : 1;
+}
+
 
 /* Parses msg into a new flow on the stack if it passes the C filter and the
  * predicate (user value 1); returns whether it did, or EV_CLOSED. */
@@ -138,10 +185,27 @@ static int push_if_match(lua_State *L, int ev_idx, struct events *ev, const stru
 	return 1;
 }
 
+/* The expectations' part of a resync, once the flows' is over. */
+static int start_expect_resync(struct events *ev)
+{
+	int rc;
+
+	nl_close(&ev->sync_nl);
+	if ((rc = nl_open(&ev->sync_nl, ev->netns_fd, 0)) < 0 ||
+	    (rc = nl_send(&ev->sync_nl, nl_exp_header(ev->sync_buf, IPCTNL_MSG_EXP_GET, NLM_F_DUMP,
+	                                              ev->xfilter.family))) < 0)
+		return rc;
+	nl_reply_init(&ev->sync_reply, &ev->sync_nl, ev->sync_buf, LCT_RECV_SIZE);
+	ev->sync = SYNC_XDUMPING;
+	return 0;
+}
+
 static int start_resync(struct events *ev)
 {
 	int rc;
 
+	if (!(ev->kinds & EV_FLOWS))
+		return start_expect_resync(ev);
 	nl_close(&ev->sync_nl);
 	if ((rc = lct_request_dump(&ev->sync_nl, &ev->sync_reply, ev->netns_fd, ev->sync_buf, IPCTNL_MSG_CT_GET,
 	                           ev->filter)) < 0)
@@ -155,28 +219,51 @@ static int push_event(lua_State *L, const char *kind)
 {
 	lua_pushstring(L, kind);
 	lua_insert(L, -2);
-	lua_pushnumber(L, now(CLOCK_REALTIME));
+	lua_pushnumber(L, lct_now(CLOCK_REALTIME));
 	return 3;
 }
 
-/* The next flow of a resync dump as a "sync" event; 0 when it is over. */
+/* The same for an event of the kernel: its time is when the kernel made it
+ * where the kernel says (CTA_TIMESTAMP_EVENT, as conntrack 1.4.9 prints it),
+ * else when it was received. */
+static int push_kernel_event(lua_State *L, const char *kind, const struct nlmsghdr *nlh)
+{
+	double t;
+
+	lua_pushstring(L, kind);
+	lua_insert(L, -2);
+	lua_pushnumber(L, msg_event_time(nlh, &t) ? t : lct_now(CLOCK_REALTIME));
+	return 3;
+}
+
+/* The next flow of a resync dump as a "sync" event (an expectation as an
+ * "expect_sync" one); 0 when it is over. */
 static int next_sync(lua_State *L, int ev_idx, struct events *ev)
 {
 	const struct nlmsghdr *msg;
-	int rc = 0, pushed;
+	int rc = 0, pushed, expectations = ev->sync == SYNC_XDUMPING;
 
 	while (!ev->closed && (rc = nl_reply_next(&ev->sync_reply, &msg)) > 0) {
-		if (NFNL_MSG_TYPE(msg->nlmsg_type) != IPCTNL_MSG_CT_NEW)
-			continue;
-		if ((pushed = push_if_match(L, ev_idx, ev, msg, 0)) == EV_CLOSED)
+		if (expectations) {
+			if (NFNL_MSG_TYPE(msg->nlmsg_type) != IPCTNL_MSG_EXP_NEW)
+				continue;
+			pushed = push_expect_if_match(L, ev_idx, ev, msg, 0);
+		} else {
+			if (NFNL_MSG_TYPE(msg->nlmsg_type) != IPCTNL_MSG_CT_NEW)
+				continue;
+			pushed = push_if_match(L, ev_idx, ev, msg, 0);
+		}
+		if (pushed == EV_CLOSED)
 			break;
 		if (pushed)
-			return push_event(L, "sync");
+			return push_event(L, expectations ? "expect_sync" : "sync");
 	}
 	if (ev->closed)
 		return EV_CLOSED;
 	nl_close(&ev->sync_nl);
 	ev->sync = SYNC_DONE;
+	if (rc == 0 && !expectations && (ev->kinds & EV_EXPECTATIONS))
+		rc = start_expect_resync(ev);
 	if (rc < 0)
 		return lct_raise(L, &ev->error, "events: resync failed", -rc);
 	return 0;
@@ -219,27 +306,6 @@ static void drain(struct events *ev)
 	ev->off = ev->len;
 }
 
-/* The longest single wait: a longer timeout is waited in slices, so that
- * no count of milliseconds overflows an int. */
-#define WAIT_SLICE_MS 3600000
-
-/* Milliseconds for poll: -1 for ever (timeout < 0), else what is left until
- * deadline, rounded up, at most a slice. */
-static int poll_ms(double timeout, double deadline)
-{
-	double left = (deadline - now(CLOCK_MONOTONIC)) * 1000;
-	int ms;
-
-	if (timeout < 0)
-		return -1;
-	if (left >= WAIT_SLICE_MS)
-		return WAIT_SLICE_MS;
-	if (left <= 0)
-		return 0;
-	ms = (int)left;
-	return ms < left ? ms + 1 : ms;
-}
-
 /* The next wanted event of the datagram at hand: 3 (pushed), 0 when it is
  * used up, or EV_CLOSED. */
 static int next_queued(lua_State *L, int ev_idx, struct events *ev)
@@ -254,11 +320,15 @@ static int next_queued(lua_State *L, int ev_idx, struct events *ev)
 			break;
 		ev->off += NLMSG_ALIGN(nlh->nlmsg_len);
 		kind = kind_of(nlh);
-		if (!(kind & ev->kinds) || (rc = push_if_match(L, ev_idx, ev, nlh, kind)) == 0)
+		if (!(kind & ev->kinds))
+			continue;
+		rc = kind & EV_EXPECTATIONS ? push_expect_if_match(L, ev_idx, ev, nlh, kind)
+		                            : push_if_match(L, ev_idx, ev, nlh, kind);
+		if (rc == 0)
 			continue;
 		if (rc == EV_CLOSED)
 			return EV_CLOSED;
-		return push_event(L, kind_names[kind == EV_NEW ? 0 : kind == EV_UPDATE ? 1 : 2]);
+		return push_kernel_event(L, kind_name(kind), nlh);
 	}
 	ev->off = ev->len;
 	return 0;
@@ -280,7 +350,7 @@ static int read_more(lua_State *L, struct events *ev)
 		}
 		lua_pushliteral(L, "overflow");
 		lua_pushinteger(L, ev->overflows);
-		lua_pushnumber(L, now(CLOCK_REALTIME));
+		lua_pushnumber(L, lct_now(CLOCK_REALTIME));
 		return 3;
 	}
 	if (rc < 0)
@@ -288,26 +358,34 @@ static int read_more(lua_State *L, struct events *ev)
 	return rc;
 }
 
-/* Waits until the socket is readable or the deadline passes: 1 to read
- * again, 0 to return (the deadline passed, or a signal made the
- * interpreter set a hook, Ctrl-C in lua.c: the hook runs as soon as we
- * return). */
+/* Waits until the socket (or the signals' descriptor) is readable or the
+ * deadline passes: 1 to read again, 0 to return (the deadline passed, or
+ * lua.c's hook waits to run: Ctrl-C). */
 static int wait_readable(lua_State *L, struct events *ev, double timeout, double deadline)
 {
-	struct pollfd p = { nl_fd(&ev->nl), POLLIN, 0 };
-	lua_Hook hook = lua_gethook(L);
+	struct pollfd p[2] = { { nl_fd(&ev->nl), POLLIN, 0 }, { ev->sig.fd, POLLIN, 0 } };
+	int rc = lct_wait_readable(L, p, ev->sig.fd >= 0 ? 2 : 1, timeout, deadline);
 
-	if (timeout >= 0 && deadline - now(CLOCK_MONOTONIC) <= 0)
-		return 0;
-	if (poll(&p, 1, poll_ms(timeout, deadline)) < 0) {
-		if (errno != EINTR) {
-			ev->error = errno;
-			return luaL_error(L, "events: %s", strerror(errno));
-		}
-		if (lua_gethook(L) != hook)
-			return 0;
+	if (rc < 0) {
+		ev->error = -rc;
+		return luaL_error(L, "events: %s", strerror(-rc));
 	}
-	return 1;
+	return rc;
+}
+
+/* A signal of the subscription's as a "signal" event: 3 pushed (kind,
+ * name, time), or 0 if none waits. */
+static int next_signal(lua_State *L, struct events *ev)
+{
+	uint32_t pid;
+	int rc = lct_sigwatch_read(&ev->sig, &pid);
+
+	if (rc < 0)
+		return lct_raise(L, &ev->error, "events: signals", -rc);
+	if (rc == 0)
+		return 0;
+	lua_pushstring(L, lct_signal_name(rc));
+	return push_event(L, "signal");
 }
 
 /* Pushes kind, flow, time for the next event and returns 3, or returns 0
@@ -316,14 +394,15 @@ static int wait_readable(lua_State *L, struct events *ev, double timeout, double
  * "sync" events and its "synced" come before the events queued after it. */
 static int next_event(lua_State *L, int ev_idx, struct events *ev, double timeout)
 {
-	double deadline = now(CLOCK_MONOTONIC) + timeout;
+	double deadline = lct_now(CLOCK_MONOTONIC) + timeout;
 	int rc;
 
 	for (;;) {
 		if (ev->closed)
 			return EV_CLOSED;
-		if (ev->sync == SYNC_DUMPING && (rc = next_sync(L, ev_idx, ev)) != 0)
-			return rc;
+		while (ev->sync == SYNC_DUMPING || ev->sync == SYNC_XDUMPING)
+			if ((rc = next_sync(L, ev_idx, ev)) != 0)
+				return rc;
 		if (ev->sync == SYNC_DONE) {
 			ev->sync = SYNC_NONE;
 			lua_pushnil(L);
@@ -333,24 +412,14 @@ static int next_event(lua_State *L, int ev_idx, struct events *ev, double timeou
 			return rc;
 		if (ev->closed)
 			return EV_CLOSED;
+		/* between datagrams: a signal is seen even under a flood of events */
+		if ((rc = next_signal(L, ev)) != 0)
+			return rc;
 		if ((rc = read_more(L, ev)) == 3)
 			return rc;
 		if (rc == 0 && !wait_readable(L, ev, timeout, deadline))
 			return 0;
 	}
-}
-
-/* Seconds, any finite number >= 0; nil or inf: for ever (-1). */
-static double check_timeout(lua_State *L, int idx)
-{
-	double t;
-
-	if (lua_isnoneornil(L, idx))
-		return -1;
-	t = luaL_checknumber(L, idx);
-	if (!(t >= 0))   /* NaN too */
-		luaL_error(L, "bad argument 'timeout': expected seconds >= 0, got %f", t);
-	return t > DBL_MAX ? -1 : t;
 }
 
 /* The outcome of next_event for next and each: n values, or nothing (0). */
@@ -365,7 +434,7 @@ static int event_or_nothing(lua_State *L, int n)
 static int events_next(lua_State *L)
 {
 	struct events *ev = check_events(L, 1);
-	double timeout = check_timeout(L, 2);
+	double timeout = lct_check_timeout(L, 2);
 	int n;
 
 	lua_settop(L, 1);
@@ -394,7 +463,7 @@ static int each_step(lua_State *L)
 static int events_each(lua_State *L)
 {
 	check_events(L, 1);
-	lua_pushnumber(L, check_timeout(L, 2));
+	lua_pushnumber(L, lct_check_timeout(L, 2));
 	lua_pushcclosure(L, each_step, 1);
 	lua_pushvalue(L, 1);
 	return 2;
@@ -426,12 +495,14 @@ static int events_dispatch(lua_State *L)
 	/* a misspelt kind would silently drop its events */
 	lua_pushnil(L);
 	while (lua_next(L, 2)) {
-		static const char *const kinds[] = { "new", "update", "destroy", "overflow", "sync", "synced", NULL };
+		static const char *const kinds[] = { "new", "update", "destroy", "expect_new", "expect_destroy",
+		                                     "overflow", "sync", "expect_sync", "synced", "signal", NULL };
 		int i;
 		for (i = 0; kinds[i] && !lct_key_is(L, -2, kinds[i]); i++)
 			;
 		if (kinds[i] == NULL)
-			return luaL_error(L, "bad argument '%s': not an event kind (new, update, destroy, overflow, sync, synced)",
+			return luaL_error(L, "bad argument '%s': not an event kind (new, update, destroy, expect_new, "
+			                  "expect_destroy, overflow, sync, expect_sync, synced, signal)",
 			                  lua_type(L, -2) == LUA_TSTRING ? lct_key_name(L, -2) : luaL_typename(L, -2));
 		if (!lua_isfunction(L, -1))
 			return luaL_error(L, "bad argument '%s': expected a function, got %s", kinds[i], luaL_typename(L, -1));
@@ -460,9 +531,10 @@ static int events_dispatch(lua_State *L)
 static int events_pending(lua_State *L)
 {
 	struct events *ev = check_events(L, 1);
-	struct pollfd p = { nl_fd(&ev->nl), POLLIN, 0 };
+	struct pollfd p = { nl_fd(&ev->nl), POLLIN, 0 }, sig = { ev->sig.fd, POLLIN, 0 };
 
-	lua_pushboolean(L, ev->off < ev->len || ev->sync != SYNC_NONE || poll(&p, 1, 0) > 0);
+	lua_pushboolean(L, ev->off < ev->len || ev->sync != SYNC_NONE || poll(&p, 1, 0) > 0 ||
+	                (sig.fd >= 0 && poll(&sig, 1, 0) > 0));
 	return 1;
 }
 
@@ -576,21 +648,26 @@ static int attach_bpf(int fd, const struct filter *f)
 
 struct events_opts {
 	unsigned int kinds;
-	int buffer, resync, reliable;
+	int buffer, resync, reliable, has_signals;
+	sigset_t signals;
 };
 
-static const char *const events_options[] = { "filter", "buffer", "resync", "reliable", NULL };
+static const char *const events_options[] = { "filter", "expect_filter", "buffer", "resync", "reliable",
+                                               "signals", NULL };
 
-/* { "new", "destroy", filter = {...}, buffer = n, resync = b, reliable = b } */
-static const struct filter *parse_opts(lua_State *L, int idx, struct events_opts *o)
+/* { "new", "destroy", "expect_new", filter = {...}, expect_filter = {...},
+ *   buffer = n, resync = b, reliable = b, signals = { "TERM", "HUP" } }:
+ * the compiled filter is pushed */
+static const struct filter *parse_opts(lua_State *L, int idx, struct events_opts *o, struct xfilter *xf)
 {
 	const struct filter *f = NULL;
 
 	o->kinds = 0;
 	o->buffer = LCT_EVENTS_BUFFER;
-	o->resync = o->reliable = 0;
+	o->resync = o->reliable = o->has_signals = 0;
+	memset(xf, 0, sizeof(*xf));
 	if (lua_isnoneornil(L, idx)) {
-		o->kinds = EV_NEW | EV_UPDATE | EV_DESTROY;
+		o->kinds = EV_FLOWS;
 		return lct_filter_parse(L, idx);
 	}
 	luaL_checktype(L, idx, LUA_TTABLE);
@@ -598,30 +675,35 @@ static const struct filter *parse_opts(lua_State *L, int idx, struct events_opts
 	while (lua_next(L, idx)) {
 		if (lua_type(L, -2) == LUA_TNUMBER) {
 			int i;
-			for (i = 0; i < 3 && !lct_key_is(L, -1, kind_names[i]); i++)
+			for (i = 0; i < EV_NKINDS && !lct_key_is(L, -1, kind_names[i]); i++)
 				;
-			if (i == 3 && lua_type(L, -1) == LUA_TSTRING)
+			if (i == EV_NKINDS && lua_type(L, -1) == LUA_TSTRING)
 				luaL_error(L, "bad argument 'events': unknown event kind \"%s\"", lct_key_name(L, -1));
-			if (i == 3)
+			if (i == EV_NKINDS)
 				luaL_error(L, "bad argument 'events': unknown event kind %s", luaL_typename(L, -1));
 			o->kinds |= 1u << i;
 		} else {
 			if (lct_key_is(L, -2, "filter")) {
 				f = lct_filter_parse(L, -1);
 				lua_insert(L, idx + 1);   /* kept below the iteration */
-			} else if (lct_key_is(L, -2, "buffer"))
+			} else if (lct_key_is(L, -2, "expect_filter"))
+				lct_xfilter_parse(L, lua_gettop(L), xf);
+			else if (lct_key_is(L, -2, "buffer"))
 				o->buffer = (int)lct_check_uint(L, -1, "buffer", 0x7fffffff);
 			else if (lct_key_is(L, -2, "resync"))
 				o->resync = lua_toboolean(L, -1);
 			else if (lct_key_is(L, -2, "reliable"))
 				o->reliable = lua_toboolean(L, -1);
-			else
+			else if (lct_key_is(L, -2, "signals")) {
+				lct_signals_parse(L, -1, "signals", &o->signals);
+				o->has_signals = 1;
+			} else
 				lct_unknown_option(L, -2, "events", events_options);
 		}
 		lua_pop(L, 1);
 	}
 	if (o->kinds == 0)
-		o->kinds = EV_NEW | EV_UPDATE | EV_DESTROY;
+		o->kinds = EV_FLOWS;
 	if (f == NULL) {
 		lua_pushnil(L);
 		f = lct_filter_parse(L, -1);
@@ -636,28 +718,37 @@ int lct_events(lua_State *L)
 	struct handle *h = lct_check_handle(L, 1);
 	struct events_opts o;
 	const struct filter *f;
+	struct xfilter xf;
 	struct events *ev;
 	unsigned int groups = 0;
 	int rc, on = 1, netns_fd;
 
 	lua_settop(L, 2);
-	f = parse_opts(L, 2, &o);   /* pushed at 3 */
-	ev = lua_newuserdatauv(L, sizeof(*ev), 2);
+	f = parse_opts(L, 2, &o, &xf);   /* pushed at 3 */
+	ev = lua_newuserdatauv(L, sizeof(*ev), 3);
 	ev->nl.sock = ev->sync_nl.sock = NULL;
 	ev->scratch = NULL;
 	ev->closed = 1;
 	ev->netns_fd = -1;
+	ev->sig.fd = -1;
 	luaL_setmetatable(L, LCT_EVENTS);
 	if (lua_istable(L, 2)) {
 		lua_getfield(L, 2, "filter");
 		lct_filter_push_where(L, -1);
 		lua_setiuservalue(L, -3, 1);
 		lua_pop(L, 1);
+		lua_getfield(L, 2, "expect_filter");
+		if (lua_istable(L, -1)) {
+			lua_getfield(L, -1, "where");
+			lua_setiuservalue(L, -3, 3);
+		}
+		lua_pop(L, 1);
 	}
 	lua_pushvalue(L, 3);
 	lua_setiuservalue(L, -2, 2);
 	ev->kinds = o.kinds;
 	ev->filter = f;
+	ev->xfilter = xf;
 	ev->resync = o.resync;
 	ev->sync = SYNC_NONE;
 	ev->overflows = 0;
@@ -669,9 +760,13 @@ int lct_events(lua_State *L)
 	if (o.kinds & EV_NEW)     groups |= NF_NETLINK_CONNTRACK_NEW;
 	if (o.kinds & EV_UPDATE)  groups |= NF_NETLINK_CONNTRACK_UPDATE;
 	if (o.kinds & EV_DESTROY) groups |= NF_NETLINK_CONNTRACK_DESTROY;
+	if (o.kinds & EV_XNEW)    groups |= NF_NETLINK_CONNTRACK_EXP_NEW;
+	if (o.kinds & EV_XDESTROY) groups |= NF_NETLINK_CONNTRACK_EXP_DESTROY;
 	if ((rc = nl_open(&ev->nl, ev->netns_fd, groups)) < 0)
 		return lct_fail(L, "events", -rc);
-	if ((rc = nl_set_rcvbuf(&ev->nl, o.buffer)) < 0 || (rc = attach_bpf(nl_fd(&ev->nl), f)) < 0)
+	/* the socket filter would judge expectations' messages as flows': C alone then */
+	if ((rc = nl_set_rcvbuf(&ev->nl, o.buffer)) < 0 ||
+	    (!(o.kinds & EV_EXPECTATIONS) && (rc = attach_bpf(nl_fd(&ev->nl), f)) < 0))
 		return lct_fail(L, "events", -rc);
 	if (o.reliable) {
 		/* as conntrackd: the kernel reports a failed delivery to the sender
@@ -679,6 +774,9 @@ int lct_events(lua_State *L)
 		setsockopt(nl_fd(&ev->nl), SOL_NETLINK, NETLINK_BROADCAST_ERROR, &on, sizeof(on));
 		setsockopt(nl_fd(&ev->nl), SOL_NETLINK, NETLINK_NO_ENOBUFS, &on, sizeof(on));
 	}
+	/* last: the signals are blocked only once nothing else can fail */
+	if (o.has_signals && (rc = lct_sigwatch_open(L, &ev->sig, &o.signals)) < 0)
+		return lct_fail(L, "events", -rc);
 	return 1;
 }
 

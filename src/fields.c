@@ -28,8 +28,10 @@ const struct field lct_fields[FIELD_COUNT] = {
 	[FIELD_ICMP_TYPE]     = { "icmp_type",     K_U8,     ATTR_ICMP_TYPE, 0, CL },
 	[FIELD_ICMP_CODE]     = { "icmp_code",     K_U8,     ATTR_ICMP_CODE, 0, CL },
 	[FIELD_ICMP_ID]       = { "icmp_id",       K_U16BE,  ATTR_ICMP_ID, 0, CL },
-	/* the TCP state only: the socket filter knows no other protocol's */
-	[FIELD_STATE]         = { "state",         K_STATE,  0, 0, CAP_CREATE | CAP_SOCKET },
+	/* CAP_SOCKET, CAP_UPDATE: the TCP state only (the socket filter knows no
+	 * other protocol's; the kernel changes SCTP's and DCCP's only with their
+	 * tags and roles) */
+	[FIELD_STATE]         = { "state",         K_STATE,  0, 0, CU | CAP_SOCKET },
 	[FIELD_ORIG_VTAG]     = { "orig_vtag",     K_U32,    ATTR_SCTP_VTAG_ORIG, 0, CL },
 	[FIELD_REPLY_VTAG]    = { "reply_vtag",    K_U32,    ATTR_SCTP_VTAG_REPL, 0, CL },
 	[FIELD_STATUS]        = { "status",        K_STATUS, ATTR_STATUS, 0, CU },

@@ -250,25 +250,52 @@ static int free_labelmap(lua_State *L)
 	return 0;
 }
 
+/* Reads the map of path (NULL: connlabel.conf) into the registry, in place
+ * of the one read before. */
+static struct nfct_labelmap *load_labelmap(lua_State *L, const char *path)
+{
+	struct nfct_labelmap **map = lua_newuserdatauv(L, sizeof(*map), 0);
+
+	*map = NULL;
+	lua_createtable(L, 0, 1);
+	lua_pushcfunction(L, free_labelmap);
+	lua_setfield(L, -2, "__gc");
+	lua_setmetatable(L, -2);
+	*map = nfct_labelmap_new(path);
+	lua_setfield(L, LUA_REGISTRYINDEX, "lct.labelmap");
+	return *map;
+}
+
 static struct nfct_labelmap *labelmap(lua_State *L)
 {
 	struct nfct_labelmap **map;
 
 	if (lua_getfield(L, LUA_REGISTRYINDEX, "lct.labelmap") == LUA_TNIL) {
 		lua_pop(L, 1);
-		map = lua_newuserdatauv(L, sizeof(*map), 0);
-		*map = NULL;
-		lua_createtable(L, 0, 1);
-		lua_pushcfunction(L, free_labelmap);
-		lua_setfield(L, -2, "__gc");
-		lua_setmetatable(L, -2);
-		*map = nfct_labelmap_new(NULL);
-		lua_setfield(L, LUA_REGISTRYINDEX, "lct.labelmap");
-		lua_getfield(L, LUA_REGISTRYINDEX, "lct.labelmap");
+		return load_labelmap(L, NULL);
 	}
 	map = lua_touserdata(L, -1);
 	lua_pop(L, 1);   /* the registry keeps it */
 	return *map;
+}
+
+/* conntrack.labelmap([path]) -> true | nil, message, errno: the names of
+ * labels in lines of the "labels" format come from path from now on
+ * (conntrack 1.4.9's --labelmap), or from connlabel.conf again. */
+static int set_labelmap(lua_State *L)
+{
+	const char *path = lua_isnoneornil(L, 1) ? NULL : lct_check_cstring(L, 1, "path");
+
+	errno = 0;
+	if (load_labelmap(L, path) == NULL && path != NULL) {
+		int err = errno ? errno : ENOENT;
+		lua_pushnil(L);
+		lua_pushfstring(L, "labelmap: %s: %s", path, strerror(err));
+		lua_pushinteger(L, err);
+		return 3;
+	}
+	lua_pushboolean(L, 1);
+	return 1;
 }
 
 /* The line of a flow in a format; ptype and portid as the flow's. Most lines
@@ -486,6 +513,8 @@ void lct_flow_open(lua_State *L, int module)
 	int i;
 
 	module = lua_absindex(L, module);
+	lua_pushcfunction(L, set_labelmap);
+	lua_setfield(L, module, "labelmap");
 	lua_pushcfunction(L, lct_parse);
 	lua_setfield(L, module, "parse");
 	luaL_newmetatable(L, LCT_FLOW);

@@ -8,8 +8,10 @@
 #ifndef LCT_H
 #define LCT_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <time.h>
 #include <string.h>
 #include <sys/types.h>
 #include <arpa/inet.h>
@@ -31,6 +33,7 @@
 #define LCT_EVENTS "conntrack.events"
 #define LCT_SWEEP  "conntrack.sweep"    /* scratch of a delete/update by filter */
 #define LCT_STATUS "conntrack.status"   /* the metatable of a flow's status table */
+#define LCT_SIGNALS "conntrack.signals"
 /* The metatable at the top of the stack is not handed out: getmetatable()
  * gives its name instead. Its __gc then runs only when the collector finds
  * the object unreachable, never by a script's hand while C code uses it. */
@@ -89,6 +92,7 @@ int  nl_reply_buffered(const struct nl_reply *r);
 int  nl_request(struct nl *nl, struct nlmsghdr *nlh, char *buf, size_t cap,
                 int (*cb)(const struct nlmsghdr *, void *), void *data);
 struct nlmsghdr *nl_ct_header(char *buf, uint16_t type, uint16_t flags, uint8_t family);
+struct nlmsghdr *nl_exp_header(char *buf, uint16_t type, uint16_t flags, uint8_t family);
 int  nl_set_rcvbuf(struct nl *nl, int bytes);
 void nl_batch_init(struct nl_batch *b);
 int  nl_batch_full(const struct nl_batch *b);
@@ -257,13 +261,15 @@ int  lct_filter_match_message(const struct filter *f, const struct nlmsghdr *nlh
 
 /* ---- change.c: what update changes ---- */
 struct changes {
-	int has_mark, has_timeout, has_status, has_labels;
+	int has_mark, has_timeout, has_status, has_labels, has_state;
 	uint32_t mark, mark_mask, timeout, status;
+	uint8_t state;                        /* a TCP state (the flows are TCP's) */
 	uint32_t labels[4], labels_mask[4];   /* 128 label bits, as the kernel lays them */
 };
 void lct_changes_parse(lua_State *L, int idx, struct changes *c);
 void lct_changes_put(const struct changes *c, const struct nf_conntrack *old, struct nlmsghdr *nlh);
 int  lct_changes_needed(const struct changes *c, const struct nf_conntrack *ct);
+void lct_changes_check_state(lua_State *L, const struct changes *c, int is_tcp);   /* raises */
 
 /* ---- flow_json.c: a parsed flow as the JSON object json.c writes ---- */
 void lct_push_json(lua_State *L, const struct nf_conntrack *ct);
@@ -296,9 +302,45 @@ struct flow *lct_to_flow(lua_State *L, int idx);   /* the flow at idx, or NULL *
 void lct_flow_open(lua_State *L, int module);
 int  lct_parse(lua_State *L);
 
+/* ---- expect.c: expectations, their fields and filters ---- */
+#define LCT_EXPECT "conntrack.expectation"
+#define LCT_XDUMP  "conntrack.expect_dump"
+struct expect {
+	struct nf_expect *exp;
+	uint32_t id;               /* the kernel's id, which the library does not keep */
+	int has_id;
+	uint8_t type;              /* NFCT_T_NEW/DESTROY for an event, else NFCT_T_UNKNOWN */
+};
+struct xterm {
+	int field;
+	uint64_t value;
+	struct addr addr;
+	char str[32];
+};
+#define LCT_MAX_XTERMS 32
+struct xfilter {
+	int nterms;
+	struct xterm terms[LCT_MAX_XTERMS];
+	uint8_t family;            /* AF_UNSPEC unless the filter pins one */
+	int has_where;
+};
+struct expect *lct_expect_new(lua_State *L);                  /* pushes an empty one */
+struct expect *lct_expect_push(lua_State *L, const struct nlmsghdr *nlh, uint8_t type);
+int  lct_expect_parse(const struct nlmsghdr *nlh, struct expect *x);   /* no Lua: 0, or -1 */
+struct expect *lct_to_expect(lua_State *L, int idx);
+struct expect *lct_check_expect(lua_State *L, int idx);
+void lct_expect_push_line(lua_State *L, const struct expect *x, const struct format *fmt);
+void lct_expect_build(lua_State *L, int idx, struct expect *x, int create);
+uint8_t lct_expect_family(const struct expect *x);
+void lct_xfilter_parse(lua_State *L, int idx, struct xfilter *f);
+int  lct_xfilter_match(const struct xfilter *f, const struct expect *x);
+void lct_expect_open(lua_State *L, int module);
+
 /* ---- validate.c: a message checked against the parser's layout, no Lua ---- */
 int  msg_check(const struct nlmsghdr *nlh);      /* family and every attribute: 0, or -1 */
 int  msg_validate(const struct nlmsghdr *nlh);
+int  msg_check_expect(const struct nlmsghdr *nlh);   /* an expectation's message: 0, or -1 */
+int  msg_event_time(const struct nlmsghdr *nlh, double *t);   /* the kernel's time of an event: 1, or 0 */
 void msg_attrs_of(const void *payload, int len, const struct nlattr **tb, int max);
 #define MSG_PAYLOAD(attr) ((const uint8_t *)(attr) + MNL_ATTR_HDRLEN)
 #define MSG_PAYLOAD_LEN(attr) ((int)(attr)->nla_len - (int)MNL_ATTR_HDRLEN)
@@ -397,6 +439,26 @@ void lct_dump_open(lua_State *L);
 int  lct_dump(lua_State *L);
 void lct_ops_register(lua_State *L);
 
+/* ---- wait.c: the waits of next and each ---- */
+struct pollfd;
+double lct_now(clockid_t clock);
+double lct_check_timeout(lua_State *L, int idx);    /* seconds; -1 for ever */
+int  lct_wait_readable(lua_State *L, struct pollfd *p, int n, double timeout, double deadline);   /* 1, 0, -errno */
+
+/* ---- signals.c: signals read from a signalfd ---- */
+struct sigmask;
+struct sigwatch {
+	int fd;                    /* -1: closed */
+	sigset_t set;
+	struct sigmask *mask;      /* the Lua state's count of watches per signal */
+};
+void lct_signals_open(lua_State *L, int module);
+void lct_signals_parse(lua_State *L, int idx, const char *key, sigset_t *set);   /* raises */
+int  lct_sigwatch_open(lua_State *L, struct sigwatch *w, const sigset_t *set);  /* 0, -errno */
+void lct_sigwatch_close(struct sigwatch *w);
+int  lct_sigwatch_read(struct sigwatch *w, uint32_t *pid);   /* signal number, 0 if none, -errno */
+const char *lct_signal_name(int signo);
+
 /* ---- group_keys.c: the keys ct:aggregate groups by ---- */
 #define LCT_MAX_KEYS 16
 #define LCT_KEY_FN_BYTES 62        /* the longest string a key function may return */
@@ -456,6 +518,11 @@ int  lct_aggregate(lua_State *L);
 /* ---- events.c ---- */
 void lct_events_open(lua_State *L);
 int  lct_events(lua_State *L);
+
+/* ---- expect_ops.c: the expectation table's operations on a handle ---- */
+void lct_expect_ops_open(lua_State *L);     /* the dump's metatable */
+void lct_expect_ops_register(lua_State *L); /* the handle's methods, at the top of the stack */
+int  lct_expect_dump(lua_State *L);
 
 /* ---- sweep.c: delete and update by filter ---- */
 void lct_sweep_open(lua_State *L);

@@ -88,6 +88,15 @@ struct nlmsghdr *nl_ct_header(char *buf, uint16_t type, uint16_t flags, uint8_t 
 	return nlh;
 }
 
+/* The same for a request to the expectation table. */
+struct nlmsghdr *nl_exp_header(char *buf, uint16_t type, uint16_t flags, uint8_t family)
+{
+	struct nlmsghdr *nlh = nl_ct_header(buf, type, flags, family);
+
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK_EXP << 8) | type;
+	return nlh;
+}
+
 int nl_send(struct nl *nl, struct nlmsghdr *nlh)
 {
 	if (nl->sock == NULL)

@@ -355,6 +355,7 @@ static int op_update(lua_State *L)
 		return lct_sweep_update(L);
 	flow = lct_check_flow(L, 2);
 	lct_changes_parse(L, 3, &changes);
+	lct_changes_check_state(L, &changes, lct_flow_proto(flow) == IPPROTO_TCP);
 	ct = identity_of(L, flow, "update");
 	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_NEW, NLM_F_ACK, nfct_get_attr_u8(ct, ATTR_L3PROTO));
 	nfct_nlmsg_build(nlh, ct);

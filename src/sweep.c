@@ -272,6 +272,17 @@ static int kernel_delete(lua_State *L, struct handle *h, const struct sweep_args
 
 static const char *const sweep_options[] = { "dry_run", NULL };
 
+static int selects_tcp_only(const struct filter *f)
+{
+	int i;
+
+	for (i = 0; i < f->nterms; i++)
+		if (f->terms[i].field == FIELD_PROTO && f->terms[i].single && f->terms[i].mask == ~(uint64_t)0 &&
+		    f->terms[i].value == IPPROTO_TCP)
+			return 1;
+	return 0;
+}
+
 /* Stack: handle(1) filter(2) [changes(3)] [opts]. Everything is checked
  * before anything is sent; an empty filter is refused: flush empties a table. */
 static void parse_args(lua_State *L, int update, struct sweep_args *a)
@@ -285,8 +296,10 @@ static void parse_args(lua_State *L, int update, struct sweep_args *a)
 	a->filter = lct_filter_parse(L, 2);   /* pushed above the arguments: kept for the operation */
 	if (lct_filter_is_empty(a->filter) && !a->filter->has_where)
 		luaL_error(L, "bad argument 'filter': an empty filter matches every flow (flush empties the table)");
-	if (update)   /* an argument not given is read past the filter: none */
+	if (update) {   /* an argument not given is read past the filter: none */
 		lct_changes_parse(L, top >= 3 ? 3 : top + 2, &a->changes);
+		lct_changes_check_state(L, &a->changes, selects_tcp_only(a->filter));
+	}
 	if (opts <= top && !lua_isnoneornil(L, opts)) {
 		luaL_checktype(L, opts, LUA_TTABLE);
 		lua_pushnil(L);

@@ -3,7 +3,8 @@
  * libnetfilter_conntrack expects, before it reads a byte. That parser calls
  * exit() on an attribute of the wrong size ("kernel ABI is broken") and
  * reads strings up to their NUL: a malformed or crafted message must stop
- * here, as an error, instead of ending the process. A checked message is
+ * here, as an error, instead of ending the process (flows, and expectations:
+ * msg_check_expect). A checked message is
  * read by type with msg_attrs_of (parse.c, format.c, filter.c). No Lua.
  */
 #include <string.h>
@@ -12,8 +13,12 @@
 
 #include "lct.h"
 
+#ifndef CTA_TIMESTAMP_EVENT
+#define CTA_TIMESTAMP_EVENT 27   /* Linux 6.12's headers and later: when the kernel made an event, ns */
+#endif
+
 /* else: the exact payload size */
-enum { ANY = 0, NESTED = -1, STRING = -2, LABELS = -3 };
+enum { ANY = 0, NESTED = -1, STRING = -2, LABELS = -3, EXPECTFN = -4 };
 #define LABELS_MAX 16   /* the kernel's 128 label bits: a larger area would only cost time to read */
 
 /* The rules of one level, indexed by attribute type (O(1) on a path that
@@ -26,11 +31,18 @@ struct rule {
 struct level {
 	uint16_t max;
 	const struct rule *rules;
+	int strict;                /* a type past max is malformed, not skipped */
 };
 
 #define LEVEL(name, ...) \
 	static const struct rule name##_rules[] = { __VA_ARGS__ }; \
-	static const struct level name = { sizeof(name##_rules) / sizeof(name##_rules[0]) - 1, name##_rules }
+	static const struct level name = { sizeof(name##_rules) / sizeof(name##_rules[0]) - 1, name##_rules, 0 }
+/* The library's parser of an expectation's NAT part stores every type up to
+ * CTA_MAX into an array of CTA_EXPECT_NAT_MAX + 1: a larger type would
+ * write past it, on its stack. */
+#define STRICT_LEVEL(name, ...) \
+	static const struct rule name##_rules[] = { __VA_ARGS__ }; \
+	static const struct level name = { sizeof(name##_rules) / sizeof(name##_rules[0]) - 1, name##_rules, 1 }
 
 LEVEL(ip, [CTA_IP_V4_SRC] = { 4, NULL }, [CTA_IP_V4_DST] = { 4, NULL },
           [CTA_IP_V6_SRC] = { 16, NULL }, [CTA_IP_V6_DST] = { 16, NULL });
@@ -68,7 +80,17 @@ LEVEL(conntrack,
       [CTA_TIMESTAMP] = { NESTED, &timestamp }, [CTA_SYNPROXY] = { NESTED, &synproxy },
       [CTA_STATUS] = { 4, NULL }, [CTA_TIMEOUT] = { 4, NULL }, [CTA_MARK] = { 4, NULL },
       [CTA_SECMARK] = { 4, NULL }, [CTA_USE] = { 4, NULL }, [CTA_ID] = { 4, NULL }, [CTA_ZONE] = { 2, NULL },
-      [CTA_LABELS] = { LABELS, NULL });
+      [CTA_LABELS] = { LABELS, NULL }, [CTA_TIMESTAMP_EVENT] = { 8, NULL });
+
+STRICT_LEVEL(expect_nat, [CTA_EXPECT_NAT_DIR] = { 4, NULL }, [CTA_EXPECT_NAT_TUPLE] = { NESTED, &tuple });
+LEVEL(expect,
+      [CTA_EXPECT_MASTER] = { NESTED, &tuple }, [CTA_EXPECT_TUPLE] = { NESTED, &tuple },
+      [CTA_EXPECT_MASK] = { NESTED, &tuple }, [CTA_EXPECT_TIMEOUT] = { 4, NULL }, [CTA_EXPECT_ID] = { 4, NULL },
+      [CTA_EXPECT_HELP_NAME] = { STRING, NULL }, [CTA_EXPECT_ZONE] = { 2, NULL },
+      [CTA_EXPECT_FLAGS] = { 4, NULL }, [CTA_EXPECT_CLASS] = { 4, NULL },
+      [CTA_EXPECT_NAT] = { NESTED, &expect_nat }, [CTA_EXPECT_FN] = { EXPECTFN, NULL });
+/* the library asserts (aborts) on an expect function's name longer than this */
+#define EXPECTFN_MAX 32
 
 /* Every attribute of a level lies within it and follows its rule; what is
  * left at the end must be padding, not a truncated attribute. The common
@@ -86,6 +108,8 @@ static int check_level(const char *at, int left, const struct level *level, int 
 
 		if (alen < sizeof(struct nlattr) || (int)alen > left)
 			return -1;
+		if (type > max && level->strict)
+			return -1;
 		if (type <= max) {
 			const struct rule *r = &rules[type];
 			if (r->size > 0) {
@@ -101,6 +125,9 @@ static int check_level(const char *at, int left, const struct level *level, int 
 					return -1;
 			} else if (r->size == LABELS && len > LABELS_MAX) {
 				return -1;
+			} else if (r->size == EXPECTFN && (len == 0 || len > EXPECTFN_MAX ||
+			                                   memchr(at + MNL_ATTR_HDRLEN, '\0', (size_t)len) == NULL)) {
+				return -1;
 			}
 		}
 		alen = MNL_ALIGN(alen);
@@ -110,13 +137,18 @@ static int check_level(const char *at, int left, const struct level *level, int 
 	return 0;
 }
 
-int msg_validate(const struct nlmsghdr *nlh)
+static int validate_as(const struct nlmsghdr *nlh, const struct level *level)
 {
 	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
 
 	if (nlh->nlmsg_len < head)
 		return -1;
-	return check_level((const char *)nlh + head, (int)(nlh->nlmsg_len - head), &conntrack, 0);
+	return check_level((const char *)nlh + head, (int)(nlh->nlmsg_len - head), level, 0);
+}
+
+int msg_validate(const struct nlmsghdr *nlh)
+{
+	return validate_as(nlh, &conntrack);
 }
 
 /* The attributes of one level by type, the last of a type winning and types
@@ -153,4 +185,32 @@ int msg_check(const struct nlmsghdr *nlh)
 	    msg_validate(nlh) < 0)
 		return -1;
 	return 0;
+}
+
+/* The same for a message of the expectation table (the library's parser of
+ * expectations reads tuples with the flows' code, and exits alike). */
+int msg_check_expect(const struct nlmsghdr *nlh)
+{
+	const struct nfgenmsg *nfh = mnl_nlmsg_get_payload(nlh);
+	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
+
+	if (nlh->nlmsg_len < head || (nfh->nfgen_family != AF_INET && nfh->nfgen_family != AF_INET6) ||
+	    validate_as(nlh, &expect) < 0)
+		return -1;
+	return 0;
+}
+
+/* The kernel's time of an event (CTA_TIMESTAMP_EVENT, Linux 6.12 and later),
+ * in seconds since the epoch, of a checked message: 1, or 0 if it has none. */
+int msg_event_time(const struct nlmsghdr *nlh, double *t)
+{
+	const struct nlattr *tb[CTA_TIMESTAMP_EVENT + 1];
+	size_t head = MNL_ALIGN(sizeof(struct nfgenmsg));
+
+	msg_attrs_of((const char *)mnl_nlmsg_get_payload(nlh) + head, (int)(mnl_nlmsg_get_payload_len(nlh) - head),
+	             tb, CTA_TIMESTAMP_EVENT);
+	if (tb[CTA_TIMESTAMP_EVENT] == NULL || MSG_PAYLOAD_LEN(tb[CTA_TIMESTAMP_EVENT]) != 8)
+		return 0;
+	*t = (double)msg_be64(tb[CTA_TIMESTAMP_EVENT]) / 1e9;
+	return 1;
 }

@@ -25,10 +25,8 @@
 --  * an entry vanishing during -D/-U is not an error (as 1.4.7), and is not
 --    counted.
 -- What the module cannot do is refused with exit status 1 rather than
--- pretended: -U --state, and the expectation table beyond what /proc shows
--- of it (-L/-C/-F/-S expect work while it is empty, as they then say all
--- there is to say). -E ends on SIGTERM without its summary: pure Lua cannot
--- catch the signal (SIGINT prints it, as conntrack does).
+-- pretended: -U --state of SCTP and DCCP flows. The expectation table's
+-- commands are conntrack/ctl/expect.lua's.
 
 local conntrack = require "conntrack"
 local compat = require "conntrack.ctl.compat"
@@ -347,7 +345,14 @@ end
 
 local function changes_of(cmd)
   local c = {}
-  if cmd.fields.state then unsupported("changing the state of a flow (-U --state)") end
+  if cmd.fields.state then
+    -- the kernel changes an SCTP or DCCP state only with its tags or role
+    -- (1.4.7 said it updated an SCTP flow, and left its state as it was)
+    if cmd.proto.name ~= "tcp" then
+      unsupported(("changing the state of an %s flow"):format(cmd.proto.name:upper()))
+    end
+    c.state = cmd.fields.state
+  end
   if cmd.given.timeout then c.timeout = cmd.fields.timeout end
   if cmd.mark then c.mark = { cmd.mark.value, cmd.mark.mask } end
   if cmd.status and #cmd.status.set > 0 then c.status = cmd.status.set end
@@ -419,72 +424,10 @@ local function stats(_, ct)
   return 0
 end
 
--- ---- the expectation table, as far as /proc shows it ----
-
-local function read_file(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
-
--- The number of expectations, or nil when it cannot be known (another
--- namespace, or no /proc interface).
-local function expectations(cmd)
-  if cmd.netns then return nil end
-  local text = read_file("/proc/net/nf_conntrack_expect")
-  if not text then return nil end
-  local n = 0
-  for _ in text:gmatch("[^\n]+") do n = n + 1 end
-  return n
-end
+-- ---- the expectation table: conntrack/ctl/expect.lua ----
 
 local function expect(cmd, ct)
-  local n = expectations(cmd)
-  local command = cmd.command
-  if command == "EXP_COUNT" and n then
-    output.out():write(("%d\n"):format(n))
-    return 0
-  end
-  if command == "EXP_STATS" and not cmd.netns then
-    local text = read_file("/proc/net/stat/nf_conntrack")
-    if text then
-      local header, cpu = nil, 0
-      for line in text:gmatch("[^\n]+") do
-        local words = {}
-        for w in line:gmatch("%S+") do words[#words + 1] = w end
-        if not header then
-          header = words
-        else
-          local parts = { ("cpu=%-4d\t"):format(cpu) }
-          for i, name in ipairs(header) do
-            if name:match("^expect_") then parts[#parts + 1] = ("%s=%d "):format(name, tonumber(words[i], 16)) end
-          end
-          output.out():write(table.concat(parts), "\n")
-          cpu = cpu + 1
-        end
-      end
-      return 0
-    end
-  end
-  if n == 0 then
-    if command == "EXP_LIST" then
-      output.summary(cmd, "%d expectations have been shown.", 0)
-      return 0
-    elseif command == "EXP_FLUSH" then
-      output.message("expectation table has been emptied.")
-      return 0
-    elseif command == "EXP_DELETE" or command == "EXP_GET" then
-      failed(command, E.ENOENT)
-    end
-  end
-  if command == "EXP_CREATE" then
-    local master = l4_fields(cmd, { proto = cmd.fields.proto, orig_src = address_text(cmd, "s"),
-                                    orig_dst = address_text(cmd, "d") })
-    if not ct:get(master) then failed("EXP_CREATE", E.ENOENT) end
-  end
-  unsupported("the expectation table (" .. options.COMMAND_TEXT[command] .. ")")
+  return require("conntrack.ctl.expect").run(cmd, ct)
 end
 
 -- ---- help ----
@@ -523,6 +466,10 @@ local OFFLINE = { CT_HELP = true, CT_VERSION = true }
 -- under -R.
 function M.run(cmd, ctx)
   local command = cmd.command or "CT_HELP"
+  if cmd.labelmap_path then
+    local ok, msg = conntrack.labelmap(cmd.labelmap_path)
+    if not ok then failure(msg) end
+  end
   local ct = not OFFLINE[command] and ctx.open(cmd.netns) or nil
   return HANDLERS[command](cmd, ct, ctx)
 end

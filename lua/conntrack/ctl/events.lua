@@ -2,9 +2,11 @@
 -- them, one flushed line each, and handed to the --handler file's functions;
 -- a handler's error is reported with its traceback and the stream goes on
 -- (--strict stops it). Lost events are reported with their count. Ctrl-C
--- ends the stream as it ends conntrack's: closing tag, then the summary,
--- exit status 0; if it interrupted the --where expression (one that never
--- ends, say), the exit status is 130, as for any other command.
+-- and SIGTERM end the stream as they end conntrack's: closing tag, then the
+-- summary, exit status 0; if Ctrl-C interrupted the --where expression (one
+-- that never ends, say), the exit status is 130, as for any other command.
+-- (SIGTERM is read from the subscription, blocked meanwhile; SIGINT stays
+-- lua.c's, which can interrupt Lua code that runs.)
 
 local compat = require "conntrack.ctl.compat"
 local errors = require "conntrack.ctl.errors"
@@ -160,7 +162,7 @@ function M.run(cmd, ct, ctx, filter)
       return false
     end
   end
-  local opts = { filter = filter, buffer = cmd.buffer_size, resync = cmd.resync or nil }
+  local opts = { filter = filter, buffer = cmd.buffer_size, resync = cmd.resync or nil, signals = { "TERM" } }
   for i, k in ipairs(kinds) do opts[i] = k end
   local sub, msg, errno = ct:events(opts)
   if not sub then errors.failed("CT_EVENT", errno, msg) end
@@ -187,7 +189,9 @@ function M.run(cmd, ct, ctx, filter)
     while true do
       -- a short wait, so that Ctrl-C is seen even when no event comes
       local kind, flow, t = sub:next(0.25)
-      if kind == "overflow" then
+      if kind == "signal" then
+        break
+      elseif kind == "overflow" then
         err:write("WARNING: We have hit ENOBUFS! We are losing events.\n" ..
                   "This message means that the current netlink socket buffer size is too small.\n" ..
                   "Please, check --buffer-size in conntrack(8) manpage.\n")

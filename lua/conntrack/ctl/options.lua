@@ -99,6 +99,7 @@ local LONGS = {
   long("label-del", 2, ">"), long("orig-zone", 1, "("), long("reply-zone", 1, ")"),
   long("where", 1, "where", true), long("handler", 1, "handler", true), long("netns", 1, "netns", true),
   long("resync", 0, "resync", true), long("strict", 0, "strict", true), long("addr", 1, "addr", true),
+  long("labelmap", 1, "labelmap"),
   long("group-by", 1, "group-by", true), long("top", 1, "top", true), long("sort", 1, "sort", true),
   long("live", 0, "live", true), long("interval", 1, "interval", true),
 }
@@ -333,7 +334,7 @@ local BASE_PAIRS_MSG = { "you have to specify `--src' and `--dst'",
 -- failed attempt says so (perror).
 local function labelmap_init(st, warn)
   if st.labelmap then return st.labelmap end
-  local map, err = labels.load()
+  local map, err = labels.load(st.labelmap_path)
   if not map then warn(("nfct_labelmap_new: %s\n"):format(err)) end
   st.labelmap = map
   return map
@@ -381,7 +382,11 @@ for c in pairs(ADDR_FIELD) do
 end
 
 -- --tuple-src, --tuple-dst: checked, as conntrack checks them
-OPTION["["] = function(st, optarg, _, c) parse_address(st, c, optarg) end
+OPTION["["] = function(st, optarg, _, c)
+  local family, bytes = parse_address(st, c, optarg)
+  st.tuple = st.tuple or {}
+  st.tuple[c == "[" and "src" or "dst"] = { family = family, bytes = bytes }
+end
 OPTION["]"] = OPTION["["]
 
 -- --mask-src, --mask-dst
@@ -543,6 +548,8 @@ OPTION.netns = function(st, optarg)
 end
 
 OPTION.resync = function(st, _, _, c) st[c] = true end
+-- --labelmap FILE (conntrack 1.4.9): read before the loop, see M.parse
+OPTION.labelmap = function(st, optarg) st.labelmap_path = optarg end
 OPTION.strict = OPTION.resync
 
 -- --live: a command of its own
@@ -623,6 +630,14 @@ function M.parse(argv, warn)
   }
   local longs = {}
   for i, o in ipairs(LONGS) do longs[i] = o end
+  -- --labelmap FILE (conntrack 1.4.9) names the file every label option reads, wherever it stands
+  for i = 1, #argv do
+    if argv[i] == "--" then break end
+    local name, value = argv[i]:match("^%-%-(labelm[a-z]*)=?(.*)$")
+    if name and ("labelmap"):sub(1, #name) == name then
+      st.labelmap_path = value ~= "" and value or argv[i + 1]
+    end
+  end
   local ps = { p = getopt.new(argv, SHORTS, longs), longs = longs, warn = warn }
   -- what a protocol's parse function sees
   local ctx = { fields = st.fields, cmd = st, usage = usage }

@@ -265,6 +265,23 @@ for _, p in ipairs(M.list) do
   end
 end
 
+-- The expectation's ports (GRE: keys): its tuple's and its mask's, kept
+-- apart from the flow's fields (see conntrack/ctl/expect.lua).
+local EXPECT_PORTS = {
+  ["tuple-port-src"] = "sport", ["tuple-port-dst"] = "dport", ["mask-port-src"] = "mask_sport",
+  ["mask-port-dst"] = "mask_dport", ["tuple-key-src"] = "sport", ["tuple-key-dst"] = "dport",
+  ["mask-key-src"] = "mask_sport", ["mask-key-dst"] = "mask_dport",
+}
+local function expect_port(ctx, key, arg)
+  ctx.cmd.expect_ports = ctx.cmd.expect_ports or {}
+  ctx.cmd.expect_ports[EXPECT_PORTS[key]] = ctx.number(arg, key:find("key") and "key" or "port", key)
+end
+for _, p in ipairs(M.list) do
+  for _, o in ipairs(p.options) do
+    if EXPECT_PORTS[o[2]] then p.parse[o[2]] = expect_port end
+  end
+end
+
 M.by_num = {}
 for _, p in ipairs(M.list) do M.by_num[p.num] = p end
 
