@@ -680,9 +680,11 @@ describe("-R", function()
 
   it("round-trips a table through its own -o save and -R as conntrack does through its own #diff", function()
     local other = ctl.twin()
-    finally(other.stop)
     local path = os.tmpname()
-    finally(function() os.remove(path) end)
+    finally(function()   -- busted keeps one finally per test: the last
+      other.stop()
+      os.remove(path)
+    end)
     local function round_trip(run, netns)
       local out, err, status = run("-L -o save", netns)
       assert(status == 0, err)

@@ -461,16 +461,19 @@ describe("update", function()
 
     it("changes the state of a real loopback connection", function()
       local socket = require "socket"
-      finally(function() os.execute("nft delete table inet lct_state 2>/dev/null") end)
+      local client, peer, server
+      finally(function()   -- busted keeps one finally per test: the last
+        for _, s in ipairs{ server, client, peer } do s:close() end   -- made in this order
+        os.execute("nft delete table inet lct_state 2>/dev/null")
+      end)
       local _, err, status = ns.run("nft add table inet lct_state && " ..
         "nft add chain inet lct_state out '{ type filter hook output priority 0; }' && " ..
         "nft add rule inet lct_state out ct state new,established,related accept")
       assert(status == 0, "nft: " .. err)
-      local server = assert(socket.bind("127.0.0.1", 0))
+      server = assert(socket.bind("127.0.0.1", 0))
       local _, port = server:getsockname()
-      local client = assert(socket.connect("127.0.0.1", port))
-      local peer = assert(server:accept())
-      finally(function() client:close(); peer:close(); server:close() end)
+      client = assert(socket.connect("127.0.0.1", port))
+      peer = assert(server:accept())
       assert(client:send("hello\n"))
       assert.equal("hello", peer:receive("*l"))
       local key = { proto = "tcp", orig_dst = "127.0.0.1", orig_dport = tonumber(port) }
