@@ -186,12 +186,14 @@ describe("--where", function()
     local out, err = os.tmpname(), os.tmpname()
     local rc = ns.run(("sh -c %s"):format(shell_quote(
       -- under load the interpreter may take longer than any fixed sleep to start:
-      -- wait for its netlink socket (up to 10 s; it is timeout's child), then for the expression to spin
+      -- wait (up to 10 s) for its netlink socket, or -E's signalfd, opened after
+      -- its subscription (it is timeout's child), then for the expression to spin
       ("timeout -s KILL 20 %s lua/ctl.lua %s > %s 2> %s & P=$!; for i in $(seq 100); do " ..
        "C=$(tr -d ' ' < /proc/$P/task/$P/children 2>/dev/null); " ..
-       "[ -n \"$C\" ] && ls -l /proc/$C/fd 2>/dev/null | grep -q socket: && break; sleep 0.1; done; " ..
+       "[ -n \"$C\" ] && ls -l /proc/$C/fd 2>/dev/null | grep -q %s && break; sleep 0.1; done; " ..
        "%s; sleep 0.5; kill -INT $P; wait $P; echo $?")
-        :format(ns.LUA, args, out, err, snippet and (ns.LUA .. " -e " .. shell_quote(snippet)) or ":"))))
+        :format(ns.LUA, args, out, err, args:match("^%-E") and "signalfd" or "socket:",
+                snippet and (ns.LUA .. " -e " .. shell_quote(snippet)) or ":"))))
     local function slurp(path)
       local h = assert(io.open(path)); local s = h:read("*a"); h:close(); os.remove(path); return s
     end
