@@ -51,8 +51,12 @@ $(OBJDIR)/src/%.o: src/%.c src/lct.h src/compat.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
 
 # What building, testing and comparing need, from Debian 12's archive (as root).
+# A mirror caught syncing fails one index for a while: retried once, then
+# what apt-get has is used (the install says clearly what it cannot find).
+APT_UPDATE = apt-get update -qq || { sleep 30; apt-get update -qq; } || \
+	     echo "apt-get update failed for some index (a mirror syncing?): going on with what it has" >&2
 deps:
-	apt-get update -qq
+	$(APT_UPDATE)
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES) >/dev/null
 
 # The README's tour, with loopback tracked in its namespace.

@@ -70,7 +70,9 @@ install() {
     dpkg -s "$p" > /dev/null 2>&1 || need="$need $p"
   done
   if [ -n "$need" ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need
+    apt-get update -qq || { sleep 30; apt-get update -qq; } ||
+      echo "apt-get update failed for some index (a mirror syncing?): going on with what it has" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need
   fi
   # Debian 12 has no big-endian mips port: the headers (architecture-independent
   # but for Lua's multiarch one) come from mipsel's packages

@@ -12,7 +12,10 @@ shift 2
 if ! dpkg --print-foreign-architectures | grep -qx "$arch" ||
    [ -z "$(apt-cache madison "libc6:$arch" 2>/dev/null)" ]; then
   dpkg --add-architecture "$arch"
-  apt-get update -qq
+  # a mirror caught syncing fails one index for a while: retried once, then
+  # apt-get download says clearly what it cannot find
+  apt-get update -qq || { sleep 30; apt-get update -qq; } ||
+    echo "apt-get update failed for some index (a mirror syncing?): going on with what it has" >&2
 fi
 mkdir -p "$dir/debs"
 # apt's sandbox user cannot write into root's directories: download as root, quietly
