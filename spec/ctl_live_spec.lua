@@ -1,6 +1,7 @@
 -- spec/ctl_live_spec.lua: lua-conntrack --live with real loopback traffic:
--- plain periodic tables when stdout is no terminal, rates that count the
--- bytes of flows that ended between two readings; and in a real terminal
+-- plain periodic tables when stdout is no terminal (JSON objects with -o
+-- json), rates that count the bytes of flows that ended between two
+-- readings; and in a real terminal
 -- (tmux, in the test namespace: send-keys drives it, capture-pane reads what
 -- a person sees) the full-screen view, its keys, and the terminal restored
 -- on q and on Ctrl-C.
@@ -156,12 +157,57 @@ describe("lua-conntrack --live", function()
     end)
   end)
 
-  it("refuses a bad interval and -o, with status 2", function()
+  it("writes one JSON object a reading with -o json: the groups by field name, their flows and rates", function()
+    local json = require "dkjson"
+    sender(2, 1000, 3)
+    sender(3, 100, 3)
+    local out = sh("{ timeout -s INT 2.6 " .. ctl.CMD .. " --live -o json --interval 1 -p udp --group-by orig_src " ..
+                   "--top 1 </dev/null; true; }")
+    local lines = lines_of(out)
+    assert.is_true(#lines >= 2, out)
+    local last, _, msg = json.decode(lines[#lines])
+    assert(last, msg)
+    assert.same({ "counters", "flows", "groups", "interval", "sort", "time" }, (function()
+      local keys = {}
+      for k in pairs(last) do keys[#keys + 1] = k end
+      table.sort(keys)
+      return keys
+    end)())
+    assert.equal(true, last.counters)
+    assert.equal(2, last.flows)
+    assert.equal(1, last.interval)
+    assert.equal("bytes", last.sort)
+    assert.is_true(math.abs(last.time - os.time()) < 5)
+    assert.equal(1, #last.groups)   -- --top 1: the larger sender
+    local g = last.groups[1]
+    assert.equal("127.0.0.2", g.orig_src)
+    assert.equal(1, g.flows)
+    -- about 100 datagrams a second of 1028 bytes, sent only
+    assert.is_true(g.bytes_per_s > 30000 and g.bytes_per_s < 150000, lines[#lines])
+    assert.equal(g.bytes_per_s, g.orig_bytes_per_s + g.reply_bytes_per_s)
+    assert.equal(0, g.reply_packets_per_s)
+    assert.is_true(g.packets_per_s > 30 and g.packets_per_s < 150, lines[#lines])
+  end)
+
+  it("ends when the reader of its output is gone, as `| head` expects", function()
+    local started = os.time()
+    local _, err, status = ns.run("timeout 10 sh -c " .. ("'%s --live --interval 0.2 </dev/null | head -n 1'")
+                                  :format(ctl.CMD))
+    assert.equal(0, status, err)
+    assert.is_true(os.time() - started < 5)
+  end)
+
+  it("refuses a bad interval and -o other than json, with status 2", function()
     local _, err, status = ctl.ours("--live --interval 0")
     assert.equal(2, status)
     assert.equal(ctl.OUR_PREFIX .. "unexpected value '0' with --interval option\n" .. ctl.OUR_TRY .. "\n", err)
-    _, err, status = ctl.ours("--live -o json")
+    for _, o in ipairs{ "extended", "json,summary" } do
+      _, err, status = ctl.ours("--live -o " .. o)
+      assert.equal(2, status)
+      assert.equal(ctl.OUR_PREFIX .. "--live takes only `-o json'\n" .. ctl.OUR_TRY .. "\n", err)
+    end
+    _, err, status = ctl.ours("--live -z")
     assert.equal(2, status)
-    assert.equal(ctl.OUR_PREFIX .. "Illegal option `--output' with this command\n" .. ctl.OUR_TRY .. "\n", err)
+    assert.equal(ctl.OUR_PREFIX .. "Illegal option `--zero' with this command\n" .. ctl.OUR_TRY .. "\n", err)
   end)
 end)

@@ -580,6 +580,28 @@ describe("examples/json-jq.sh", function()
   end)
 end)
 
+describe("examples/dashboard-feed.sh", function()
+  it("keeps the latest reading of the busiest hosts in a file, as one JSON object", function()
+    local json = require "dkjson"
+    assert.equal(4, ct:create{
+      udp("10.0.0.1", "10.0.0.2", 1, 53), udp("10.0.0.1", "10.0.0.2", 2, 53), tcp("fd00::1", "fd00::2", 1, 80),
+      tcp("10.0.0.2", "10.0.0.1", 1, 80),
+    })
+    local file = os.tmpname()
+    local _, err, status = run("timeout 20 sh examples/dashboard-feed.sh " .. file .. " 1 2")
+    assert.equal(0, status, err)
+    local lines = file_lines(file)
+    os.remove(file)
+    assert.equal(1, #lines, table.concat(lines, "\n"))
+    local reading = assert(json.decode(lines[1]))
+    assert.equal(4, reading.flows)
+    assert.equal(1, reading.interval)
+    local flows = {}
+    for _, g in ipairs(reading.groups) do flows[g.orig_src] = g.flows end
+    assert.same({ ["10.0.0.1"] = 2, ["10.0.0.2"] = 1, ["fd00::1"] = 1 }, flows)
+  end)
+end)
+
 -- OpenWrt's own uloop (libubox's Lua binding, Lua 5.1 C API) on lua5.1 and
 -- LuaJIT, whatever Lua runs the suite: spec/helpers/build-uloop.sh builds it
 -- into build/LUA/ beside the module `make LUA=...` builds there, and the

@@ -6,11 +6,13 @@
 -- a download that just finished is not lost. On a terminal: a full-screen
 -- view with keys (q quit, p pause, s sort, g grouping, f filter) that
 -- restores the terminal on exit and on Ctrl-C; elsewhere the same table,
--- printed every interval.
+-- printed every interval; with -o json, one object a reading (a feed for a
+-- dashboard), wherever stdout goes.
 
 local addr = require "conntrack.ctl.addr"
 local compat = require "conntrack.ctl.compat"
 local errors = require "conntrack.ctl.errors"
+local json = require "conntrack.ctl.json"
 local output = require "conntrack.ctl.output"
 local top = require "conntrack.ctl.top"
 local where = require "conntrack.ctl.where"
@@ -200,6 +202,35 @@ local function frame(st, cur, list, sort, n)
   return lines
 end
 
+-- A reading as one JSON object: when, and the groups (at most n) with their
+-- keys by field name, flows and, with accounting, rates per second.
+local RATES = { "bytes", "packets", "orig_bytes", "reply_bytes", "orig_packets", "reply_packets" }
+local FRAME_KEYS = { "time", "interval", "sort", "flows", "counters" }
+
+local function frame_json(st, cur, list, sort, n)
+  local keys = {}
+  for i, c in ipairs(st.columns) do keys[i] = c end
+  keys[#keys + 1] = "flows"
+  if cur.counters then
+    for _, s in ipairs(RATES) do keys[#keys + 1] = s .. "_per_s" end
+  end
+  local groups = {}
+  for i = 1, math.min(#list, n) do
+    local r, g = list[i], { flows = list[i].flows }
+    for j, spec in ipairs(st.specs) do
+      local v = cut(r.values[spec.field], spec)
+      g[st.columns[j]] = type(v) == "table" and text_of(v) or v
+    end
+    if cur.counters then
+      for _, s in ipairs(RATES) do g[s .. "_per_s"] = tonumber(("%.3f"):format(r[s])) end
+    end
+    groups[i] = json.object(g, keys)
+  end
+  local head = json.object({ time = tonumber(("%.3f"):format(cur.time)), interval = st.interval, sort = sort,
+                             flows = cur.flows, counters = cur.counters and true or false }, FRAME_KEYS)
+  return head:sub(1, -2) .. ',"groups":[' .. table.concat(groups, ",") .. "]}"
+end
+
 -- ---- the terminal ----
 
 local function sh_out(cmd)
@@ -304,7 +335,7 @@ function M.run(cmd, ct, filter)
   local st = new_state(cmd, filter or { where = function() return false end })
   set_grouping(st, st.grouping)
   local out = output.out()
-  local term = is_terminal() and Terminal.open(out) or nil
+  local term = not cmd.output.json and is_terminal() and Terminal.open(out) or nil
   local sub = assert(ct:events{ "destroy", filter = filter })
   local n = cmd.top
 
@@ -326,10 +357,16 @@ function M.run(cmd, ct, filter)
             last_frame = { cur = cur, list = list, sort = sort }
             term:draw(frame(st, cur, list, sort, math.min(n or math.huge, rows_n - 4)))
           else
-            local lines = frame(st, cur, list, sort, n or math.huge)
-            lines[1] = os.date("%H:%M:%S ") .. lines[1]
-            out:write(table.concat(lines, "\n"), "\n\n")
-            out:flush()
+            local text
+            if cmd.output.json then
+              text = frame_json(st, cur, list, sort, n or math.huge) .. "\n"
+            else
+              local lines = frame(st, cur, list, sort, n or math.huge)
+              lines[1] = os.date("%H:%M:%S ") .. lines[1]
+              text = table.concat(lines, "\n") .. "\n\n"
+            end
+            -- the reader is gone (SIGPIPE is ignored once luasocket is loaded): done
+            if not (out:write(text) and out:flush()) then return end
           end
         end
       else

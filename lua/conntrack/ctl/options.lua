@@ -70,8 +70,8 @@ local LEGAL = {
   CT_COUNT   = {}, EXP_COUNT = {}, CT_STATS = {}, EXP_STATS = {},
   CT_ADD     = { 3,3,3,3,1,1,2,0,0,0,0,0,0,2,2,0,0,2,2,0,0,0,0,2,0,2,0,2,2 },
 }
--- --live takes -L's filters (not -z, -o)
-LEGAL.CT_LIVE = { 2,2,2,2,2,0,2,0,0,0,0,2,2,0,2,0,2,2,2,0,2,0,2,2,2,0,0,2,2 }
+-- --live takes -L's filters and -o json (not -z)
+LEGAL.CT_LIVE = { 2,2,2,2,2,0,2,0,0,0,0,2,2,0,2,0,2,2,2,2,2,0,2,2,2,0,0,2,2 }
 
 -- What only lua-conntrack has, and where it makes sense.
 local EXTENSIONS = {
@@ -614,6 +614,9 @@ local function validate(st)
   end
   if st.output.summary and not st.output.json then
     failure("cannot use summary output without json, use -o json,summary")
+  end
+  if command == "CT_LIVE" and st.given.output and not (st.output.json and not st.output.summary) then
+    usage("--live takes only `-o json'")
   end
   if command ~= "CT_HELP" and st.proto then
     local h = st.proto
