@@ -128,17 +128,60 @@ static void add_sums(struct sums *s, const struct nf_conntrack *ct, struct group
 	}
 }
 
-static void add_view_sums(struct sums *s, const struct msg_view *v, struct groups *t)
+/* The flows read from their messages wait in a batch: their keys hashed
+ * and their slots prefetched together, then summed (groups.c). */
+#define AGG_BATCH 16
+struct batch {
+	size_t n;
+	uint32_t hash[AGG_BATCH];
+	struct sums add[AGG_BATCH];    /* one flow's counters */
+	unsigned char *keys;           /* AGG_BATCH keys */
+};
+
+static void add(struct sums *to, const struct sums *s)
 {
+	to->flows += s->flows;
+	to->packets[0] += s->packets[0];
+	to->packets[1] += s->packets[1];
+	to->bytes[0] += s->bytes[0];
+	to->bytes[1] += s->bytes[1];
+}
+
+/* The flow of view v, its key at b->keys + b->n * key_len, into the batch. */
+static void batch_add(struct batch *b, const struct msg_view *v, struct groups *t)
+{
+	struct sums *s = &b->add[b->n];
 	int dir;
 
-	s->flows++;
+	memset(s, 0, sizeof(*s));
+	s->flows = 1;
 	for (dir = 0; dir < 2; dir++) {
 		if (v->counters[dir][0])
-			s->packets[dir] += msg_counter(v->counters[dir][0]), t->counted = 1;
+			s->packets[dir] = msg_counter(v->counters[dir][0]), t->counted = 1;
 		if (v->counters[dir][1])
-			s->bytes[dir] += msg_counter(v->counters[dir][1]), t->counted = 1;
+			s->bytes[dir] = msg_counter(v->counters[dir][1]), t->counted = 1;
 	}
+	b->hash[b->n] = lct_groups_hash(t, b->keys + b->n * t->key_len);
+	b->n++;
+}
+
+/* The batch into the groups: 0, or -ENOMEM. */
+static int batch_flush(struct batch *b, struct groups *t)
+{
+	struct sums *sums;
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		lct_groups_prefetch(t, b->hash[i], 0);
+	for (i = 0; i < b->n; i++)
+		lct_groups_prefetch(t, b->hash[i], 1);
+	for (i = 0; i < b->n; i++) {
+		if ((sums = lct_groups_find_hashed(t, b->keys + i * t->key_len, b->hash[i])) == NULL)
+			return -ENOMEM;
+		add(sums, &b->add[i]);
+	}
+	b->n = 0;
+	return 0;
 }
 
 /* ---- the result ---- */
@@ -175,7 +218,7 @@ static void push_group(lua_State *L, const struct spec *s, const struct group *g
 /* Pushes the groups, the top ones by the sort's sum, and the summary. */
 static int push_result(lua_State *L, const struct spec *s, struct groups *t)
 {
-	struct group **groups;
+	struct ranked_group *groups;
 	size_t i, n = 0, shown;
 	int sort = s->sort;
 
@@ -187,7 +230,7 @@ static int push_result(lua_State *L, const struct spec *s, struct groups *t)
 	shown = lct_groups_top(t, sort, groups, n);
 	lua_createtable(L, (int)shown, 0);
 	for (i = 0; i < shown; i++) {
-		push_group(L, s, groups[i], t->counted);
+		push_group(L, s, groups[i].g, t->counted);
 		lua_rawseti(L, -2, (int)i + 1);
 	}
 	lua_createtable(L, 0, 5);
@@ -276,6 +319,8 @@ int lct_aggregate(lua_State *L)
 	struct sums *sums;
 	unsigned char *key;
 	struct msg_view v;
+	struct batch b;
+	unsigned char *slot;
 	int rc, objects, view, i;
 
 	if (lua_gettop(L) == 2)           /* ct:aggregate(opts) */
@@ -286,7 +331,9 @@ int lct_aggregate(lua_State *L)
 	check_opts(L, 3, &s);             /* A_KEYFN */
 	lct_filter_push_where(L, 2);      /* A_WHERE */
 	objects = !lua_isnil(L, A_KEYFN) || !lua_isnil(L, A_WHERE);
-	key = lua_newuserdatauv(L, s.keys.len, 0);
+	key = lua_newuserdatauv(L, s.keys.len * AGG_BATCH, 0);
+	b.n = 0;
+	b.keys = key;
 	w = lua_newuserdatauv(L, sizeof(*w), 0);
 	w->open = 0;
 	w->nl.sock = NULL;
@@ -308,17 +355,19 @@ int lct_aggregate(lua_State *L)
 			continue;
 		if (view && msg_check(msg) == 0 && msg_view(msg, &v) == 0) {
 			if (lct_filter_match_message(filter, msg)) {
-				memset(key, 0, s.keys.len);
+				slot = b.keys + b.n * s.keys.len;
+				memset(slot, 0, s.keys.len);
 				for (i = 0; i < s.keys.nparts; i++)
-					lct_key_from_view(&s.keys.parts[i], &v, key + s.keys.parts[i].off);
-				if ((sums = lct_groups_find(t, key)) == NULL) {
-					rc = -ENOMEM;
+					lct_key_from_view(&s.keys.parts[i], &v, slot + s.keys.parts[i].off);
+				batch_add(&b, &v, t);
+				if (b.n == AGG_BATCH && (rc = batch_flush(&b, t)) < 0)
 					break;
-				}
-				add_view_sums(sums, &v, t);
 			}
 			continue;
 		}
+		/* the groups take their flows in the order they came (the cap's "other") */
+		if ((rc = batch_flush(&b, t)) < 0)
+			break;
 		if (lct_scratch_ready(&w->scratch) < 0 || msg_parse(msg, w->scratch) < 0) {
 			rc = w->scratch ? -EBADMSG : -ENOMEM;
 			break;
@@ -343,6 +392,8 @@ int lct_aggregate(lua_State *L)
 		if (objects)
 			lua_pop(L, 1);
 	}
+	if (rc >= 0)
+		rc = batch_flush(&b, t);
 	walk_release(w);
 	if (rc < 0) {
 		lct_groups_free(t);

@@ -1,20 +1,24 @@
 /*
  * groups.c: the table of groups of ct:aggregate, keyed by rows of bytes:
- * records side by side, found through an index of (hash, record number + 1)
- * pairs at most half full. Its memory is the Lua state's allocator's, outside
- * the collector's objects: grown in place, freed at once (and by the walk's
- * finalizer whatever ends the operation), never more than the groups need.
- * Past the cap, new groups' flows are summed as "other". No Lua code runs
- * here: the allocator is the only part of the Lua state it uses.
+ * records in chunks, each twice the size of the one before (a record never
+ * moves, growing copies nothing), found through an index of (hash, record
+ * number + 1) pairs at most half full, rebuilt from itself when it grows.
+ * Callers may hash a batch of keys first and prefetch their slots, so that
+ * the memory reads of a batch overlap instead of following one another.
+ * Its memory is the Lua state's allocator's, outside the collector's
+ * objects: freed at once (and by the walk's finalizer whatever ends the
+ * operation), never more than twice what the groups need. Past the cap, new
+ * groups' flows are summed as "other". No Lua code runs here: the allocator
+ * is the only part of the Lua state it uses.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "lct.h"
 
 /* Eight bytes at a time, multiplied and folded (keys are a few words long). */
-static uint32_t hash_key(const unsigned char *k, size_t len)
+uint32_t lct_groups_hash(const struct groups *t, const unsigned char *k)
 {
+	size_t len = t->key_len;
 	uint64_t h = 0x9e3779b97f4a7c15u, w;
 	size_t i;
 
@@ -33,9 +37,13 @@ static uint32_t hash_key(const unsigned char *k, size_t len)
 	return (uint32_t)(h ^ h >> 32);
 }
 
+/* Chunk c holds GROUPS_FIRST << c records: record i is in the chunk of the
+ * highest bit of i + GROUPS_FIRST. */
 static struct group *record_at(const struct groups *t, size_t i)
 {
-	return (struct group *)(t->records + i * t->record);
+	size_t n = i + GROUPS_FIRST, c = (size_t)(63 - __builtin_clzll(n)) - GROUPS_FIRST_BITS;
+
+	return (struct group *)(t->chunks[c] + (n - (GROUPS_FIRST << c)) * t->record);
 }
 
 /* The index slot of key, or the empty slot where it goes. */
@@ -52,38 +60,52 @@ static struct slot *find(const struct groups *t, const unsigned char *key, uint3
 	}
 }
 
-/* Room for twice the groups: 0, or -1 out of memory. */
+/* A new chunk, as many records as all before it: 0, or -1 out of memory.
+ * The index, twice the room then (a power of two), is filled from the old one, which holds
+ * every hash: the records are not read again. */
 static int grow(struct groups *t)
 {
-	size_t room = t->room ? t->room * 2 : 32, i;
-	unsigned char *records = t->alloc(t->ud, t->records, t->room * t->record, room * t->record);
+	size_t size = GROUPS_FIRST << t->nchunks, cap = 4 * size, i, j;
+	unsigned char *chunk;
 	struct slot *index;
 
-	if (records == NULL)
+	if (t->nchunks == GROUPS_CHUNKS || (chunk = t->alloc(t->ud, NULL, 0, size * t->record)) == NULL)
 		return -1;
-	t->records = records;
-	t->room = room;
-	index = t->alloc(t->ud, NULL, 0, 2 * room * sizeof(struct slot));
+	t->chunks[t->nchunks++] = chunk;
+	t->room += size;
+	index = t->alloc(t->ud, NULL, 0, cap * sizeof(struct slot));
 	if (index == NULL)
 		return -1;
+	memset(index, 0, cap * sizeof(struct slot));
+	for (i = 0; i < t->cap; i++) {
+		if (t->index[i].rec == 0)
+			continue;
+		for (j = t->index[i].hash & (cap - 1); index[j].rec; j = (j + 1) & (cap - 1))
+			;
+		index[j] = t->index[i];
+	}
 	if (t->index)
 		t->alloc(t->ud, t->index, t->cap * sizeof(struct slot), 0);
 	t->index = index;
-	t->cap = 2 * room;
-	memset(t->index, 0, t->cap * sizeof(struct slot));
-	for (i = 0; i < t->count; i++) {
-		struct group *g = record_at(t, i);
-		struct slot *sl = find(t, g->key, g->hash);
-		sl->hash = g->hash;
-		sl->rec = (uint32_t)i + 1;
-	}
+	t->cap = cap;
 	return 0;
 }
 
-/* The sums of key's group, a new one if need be; NULL out of memory. */
-struct sums *lct_groups_find(struct groups *t, const unsigned char *key)
+/* Hints that key (hashed h) is looked up soon: stage 0 reads its index
+ * slot, stage 1 the record that slot names (after stage 0 for the batch). */
+void lct_groups_prefetch(const struct groups *t, uint32_t h, int stage)
 {
-	uint32_t h = hash_key(key, t->key_len);
+	const struct slot *sl = &t->index[h & (t->cap - 1)];
+
+	if (stage == 0)
+		__builtin_prefetch(sl);
+	else if (sl->rec)
+		__builtin_prefetch(record_at(t, sl->rec - 1));
+}
+
+/* The sums of key's group (hashed h), a new one if need be; NULL out of memory. */
+struct sums *lct_groups_find_hashed(struct groups *t, const unsigned char *key, uint32_t h)
+{
 	struct slot *sl = find(t, key, h);
 	struct group *g;
 
@@ -98,13 +120,16 @@ struct sums *lct_groups_find(struct groups *t, const unsigned char *key)
 		sl = find(t, key, h);
 	}
 	g = record_at(t, t->count);
-	memset(g, 0, sizeof(*g));
-	g->hash = h;
-	g->key_len = (uint32_t)t->key_len;
+	memset(&g->sums, 0, sizeof(g->sums));
 	memcpy(g->key, key, t->key_len);
 	sl->hash = h;
 	sl->rec = (uint32_t)++t->count;
 	return &g->sums;
+}
+
+struct sums *lct_groups_find(struct groups *t, const unsigned char *key)
+{
+	return lct_groups_find_hashed(t, key, lct_groups_hash(t, key));
 }
 
 /* ---- the top groups ---- */
@@ -122,26 +147,23 @@ static uint64_t sum_of(const struct sums *s, int which)
 	}
 }
 
-/* The largest sums first; equal ones in the order of their keys. */
-static int by_rank(const void *a, const void *b)
+/* x goes before y: the larger sum first, equal ones in the order of their keys. */
+static int before(const struct ranked_group *x, const struct ranked_group *y, size_t key_len)
 {
-	const struct group *x = *(const struct group *const *)a, *y = *(const struct group *const *)b;
-
 	if (x->rank != y->rank)
-		return x->rank < y->rank ? 1 : -1;
-	return memcmp(x->key, y->key, x->key_len);
+		return x->rank > y->rank;
+	return memcmp(x->g->key, y->g->key, key_len) < 0;
 }
 
-/* The top n of the groups, in heap[] (unordered): a heap whose root is the
- * last of them, replaced by any group that ranks before it. */
-static void sift_down(struct group **heap, size_t n, size_t i)
+/* A heap whose root is the last of the groups in it. */
+static void sift_down(struct ranked_group *heap, size_t n, size_t i, size_t key_len)
 {
 	for (;;) {
 		size_t last = i, l = 2 * i + 1, r = l + 1;
-		struct group *tmp;
-		if (l < n && by_rank(&heap[l], &heap[last]) > 0)
+		struct ranked_group tmp;
+		if (l < n && before(&heap[last], &heap[l], key_len))
 			last = l;
-		if (r < n && by_rank(&heap[r], &heap[last]) > 0)
+		if (r < n && before(&heap[last], &heap[r], key_len))
 			last = r;
 		if (last == i)
 			return;
@@ -150,49 +172,46 @@ static void sift_down(struct group **heap, size_t n, size_t i)
 	}
 }
 
-static size_t select_top(const struct groups *t, struct group **heap, size_t n)
+/* The top n groups by the sum `sort` into top (n slots), largest first:
+ * how many. One pass over the records with a heap of n whose root is the
+ * last of them, then the heap taken apart from its last (a heap sort). */
+size_t lct_groups_top(const struct groups *t, int sort, struct ranked_group *top, size_t n)
 {
-	size_t i, k = 0;
+	struct ranked_group r, tmp;
+	size_t i, j, k = 0;
 
 	for (i = 0; i < t->count; i++) {
-		struct group *g = record_at(t, i);
+		r.g = record_at(t, i);
+		r.rank = sum_of(&r.g->sums, sort);
 		if (k < n) {
-			heap[k++] = g;
-			if (k == n) {
-				size_t j = n / 2 + 1;
-				while (j-- > 0)
-					sift_down(heap, n, j);
-			}
-		} else if (by_rank(&g, &heap[0]) < 0) {
-			heap[0] = g;
-			sift_down(heap, n, 0);
+			top[k++] = r;
+			for (j = k == n ? n / 2 + 1 : 0; j-- > 0;)
+				sift_down(top, n, j, t->key_len);
+		} else if (before(&r, &top[0], t->key_len)) {
+			top[0] = r;
+			sift_down(top, n, 0, t->key_len);
 		}
+	}
+	if (k < n)                     /* fewer groups than n: never made a heap */
+		for (j = k / 2 + 1; j-- > 0;)
+			sift_down(top, k, j, t->key_len);
+	for (i = k; i-- > 1;) {
+		tmp = top[0], top[0] = top[i], top[i] = tmp;
+		sift_down(top, i, 0, t->key_len);
 	}
 	return k;
 }
 
-
-/* The top n groups by the sum `sort`, largest first, into top (n slots):
- * how many. */
-size_t lct_groups_top(struct groups *t, int sort, struct group **top, size_t n)
-{
-	size_t i, shown;
-
-	for (i = 0; i < t->count; i++)
-		record_at(t, i)->rank = sum_of(&record_at(t, i)->sums, sort);
-	shown = select_top(t, top, n);
-	qsort(top, shown, sizeof(*top), by_rank);
-	return shown;
-}
-
 void lct_groups_free(struct groups *t)
 {
+	size_t c;
+
 	if (t->index)
 		t->alloc(t->ud, t->index, t->cap * sizeof(struct slot), 0);
-	if (t->records)
-		t->alloc(t->ud, t->records, t->room * t->record, 0);
+	for (c = 0; c < t->nchunks; c++)
+		t->alloc(t->ud, t->chunks[c], (GROUPS_FIRST << c) * t->record, 0);
 	t->index = NULL;
-	t->records = NULL;
+	t->nchunks = 0;
 }
 
 /* An empty table for keys of key_len bytes, at most max groups: 0, or -1
@@ -203,6 +222,6 @@ int lct_groups_init(struct groups *t, lua_State *L, size_t key_len, size_t max)
 	t->alloc = lua_getallocf(L, &t->ud);
 	t->key_len = key_len;
 	t->max = max;
-	t->record = (sizeof(struct group) + key_len + 7) & ~(size_t)7;
+	t->record = (sizeof(struct group) + key_len + 7) & ~(size_t)7;   /* sums stay aligned */
 	return grow(t);
 }

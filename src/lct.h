@@ -484,18 +484,20 @@ int  lct_key_push(lua_State *L, const struct key_part *p, const unsigned char *s
 struct sums {                      /* [0] original, [1] reply direction */
 	uint64_t flows, packets[2], bytes[2];
 };
-struct group {                     /* a record: its sums, then its key */
+struct group {                     /* a record: its sums, then its key (the table's key_len bytes) */
 	struct sums sums;
-	uint64_t rank;                 /* the sort's sum, when the top is chosen */
-	uint32_t hash, key_len;
 	unsigned char key[];
 };
 struct slot {
 	uint32_t hash, rec;            /* rec 0: empty */
 };
+#define GROUPS_FIRST_BITS 5
+#define GROUPS_FIRST (1u << GROUPS_FIRST_BITS)   /* records in the first chunk */
+#define GROUPS_CHUNKS 26           /* chunks: room for more than the largest max_groups, 2^30 */
 struct groups {
-	struct slot *index;
-	unsigned char *records;
+	struct slot *index;            /* at most half full */
+	unsigned char *chunks[GROUPS_CHUNKS];   /* the records, in the order the groups came */
+	size_t nchunks;
 	lua_Alloc alloc;
 	void *ud;
 	size_t cap, room, count, max, record;   /* index slots, records room, groups, the cap, bytes a record */
@@ -508,7 +510,14 @@ enum sum { SUM_FLOWS, SUM_PACKETS, SUM_BYTES, SUM_ORIG_PACKETS, SUM_ORIG_BYTES, 
            SUM_REPLY_BYTES };
 int  lct_groups_init(struct groups *t, lua_State *L, size_t key_len, size_t max);   /* 0, -1: no memory */
 struct sums *lct_groups_find(struct groups *t, const unsigned char *key);   /* NULL: no memory */
-size_t lct_groups_top(struct groups *t, int sort, struct group **top, size_t n);
+uint32_t lct_groups_hash(const struct groups *t, const unsigned char *key);
+void lct_groups_prefetch(const struct groups *t, uint32_t hash, int stage);   /* stage 0, then 1 */
+struct sums *lct_groups_find_hashed(struct groups *t, const unsigned char *key, uint32_t hash);
+struct ranked_group {              /* a group and its sort's sum, while the top is chosen */
+	uint64_t rank;
+	const struct group *g;
+};
+size_t lct_groups_top(const struct groups *t, int sort, struct ranked_group *top, size_t n);
 void lct_groups_free(struct groups *t);
 
 /* ---- aggregate.c: flows grouped by keys, summed while the dump streams ---- */

@@ -53,6 +53,18 @@ static int has_icmp(const struct msg_tuple *t)
 	return t->icmp[0] || t->icmp[1] || t->icmp[2];
 }
 
+/* The reply has an ICMP field the original lacks: the flow would show it
+ * as the original's (parse.c leaves those to the library too). */
+static int reply_icmp_alone(const struct msg_view *v)
+{
+	int i;
+
+	for (i = 0; i < 3; i++)
+		if (v->reply.icmp[i] && !v->orig.icmp[i])
+			return 1;
+	return 0;
+}
+
 /* The state and vtags of the only protoinfo nest; the state only where it
  * is the flow's own protocol's. -1 where there are several (they share a
  * union in the library). */
@@ -113,9 +125,10 @@ int msg_view(const struct nlmsghdr *nlh, struct msg_view *v)
 	    tb[CTA_LABELS] || read_tuple(tb[CTA_TUPLE_ORIG], v->family, &v->orig) < 0 ||
 	    read_tuple(tb[CTA_TUPLE_REPLY], v->family, &v->reply) < 0)
 		return -1;
-	/* the library keeps ports and ICMP fields in one union per tuple, and
-	 * its ICMP setters write both tuples' */
-	if (v->orig.proto == NULL || has_icmp(&v->reply) ||
+	/* the library keeps ports and ICMP fields in one union per tuple, its
+	 * ICMP setters write both tuples', and it marks a reply's ICMP field as
+	 * the original's (an echo's reply: the same fields as its request) */
+	if (v->orig.proto == NULL || reply_icmp_alone(v) ||
 	    (has_icmp(&v->orig) && (v->orig.sport || v->orig.dport || v->reply.sport || v->reply.dport)))
 		return -1;
 	v->proto = MSG_PAYLOAD(v->orig.proto)[0];
