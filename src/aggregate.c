@@ -321,6 +321,7 @@ int lct_aggregate(lua_State *L)
 	struct msg_view v;
 	struct batch b;
 	unsigned char *slot;
+	unsigned int parts;
 	int rc, objects, view, i;
 
 	if (lua_gettop(L) == 2)           /* ct:aggregate(opts) */
@@ -347,13 +348,14 @@ int lct_aggregate(lua_State *L)
 
 	/* flows no Lua code sees, under a filter matched on the message, are read from it */
 	view = !objects && lct_filter_on_message(filter);
+	parts = lct_keys_view_parts(&s.keys);
 	w->open = 1;
 	rc = lct_request_dump(&w->nl, &w->reply, lct_handle_netns(L, h), w->buf, s.type, filter);
 	while (rc >= 0 && (rc = nl_reply_next(&w->reply, &msg)) > 0) {
 		const struct nf_conntrack *ct;
 		if (!is_conntrack(msg))
 			continue;
-		if (view && msg_check(msg) == 0 && msg_view(msg, &v) == 0) {
+		if (view && msg_check_index(msg, v.tb, CTA_LABELS) == 0 && msg_view_indexed(msg, &v, parts) == 0) {
 			if (lct_filter_match_message(filter, msg)) {
 				slot = b.keys + b.n * s.keys.len;
 				memset(slot, 0, s.keys.len);

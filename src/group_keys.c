@@ -277,6 +277,32 @@ void lct_key_from_view(const struct key_part *p, const struct msg_view *v, unsig
 	put_u64(slot + 1, x);
 }
 
+/* The parts of a view (view.c) the keys read. */
+unsigned int lct_keys_view_parts(const struct keys *k)
+{
+	unsigned int parts = 0;
+	int i;
+
+	for (i = 0; i < k->nparts; i++) {
+		switch (k->parts[i].field) {
+		case FIELD_FAMILY: case FIELD_PROTO: case FIELD_ORIG_SRC: case FIELD_ORIG_DST: case FIELD_ORIG_ZONE:
+		case FIELD_STATUS: case FIELD_TIMEOUT: case FIELD_MARK: case FIELD_SECMARK: case FIELD_USE:
+		case FIELD_ID: case FIELD_ZONE: case FIELD_ORIG_PACKETS: case FIELD_ORIG_BYTES:
+		case FIELD_REPLY_PACKETS: case FIELD_REPLY_BYTES:
+			break;
+		case FIELD_STATE: case FIELD_ORIG_VTAG: case FIELD_REPLY_VTAG:
+			parts |= VIEW_PROTOINFO;
+			break;
+		case FIELD_START: case FIELD_STOP:
+			parts |= VIEW_TIMESTAMP;
+			break;
+		default:                  /* the reply's fields, ports and ICMP's (their unions), NAT */
+			parts |= VIEW_REPLY;
+		}
+	}
+	return parts;
+}
+
 /* ---- back to Lua ---- */
 
 static uint64_t get_u64(const unsigned char *slot)

@@ -338,6 +338,7 @@ void lct_expect_open(lua_State *L, int module);
 
 /* ---- validate.c: a message checked against the parser's layout, no Lua ---- */
 int  msg_check(const struct nlmsghdr *nlh);      /* family and every attribute: 0, or -1 */
+int  msg_check_index(const struct nlmsghdr *nlh, const struct nlattr **tb, int tb_max);   /* and its attributes */
 int  msg_validate(const struct nlmsghdr *nlh);
 int  msg_check_expect(const struct nlmsghdr *nlh);   /* an expectation's message: 0, or -1 */
 int  msg_event_time(const struct nlmsghdr *nlh, double *t);   /* the kernel's time of an event: 1, or 0 */
@@ -376,14 +377,18 @@ struct msg_tuple {
 	const struct nlattr *icmp[3];     /* type, code, id (of ICMP or ICMPv6) */
 };
 struct msg_view {
-	const struct nlattr *tb[CTA_LABELS + 1];
+	const struct nlattr *tb[CTA_LABELS + 1];   /* the top level's attributes, first */
 	uint8_t family, proto;
 	struct msg_tuple orig, reply;
 	const struct nlattr *state, *vtag[2];   /* state: of the flow's own protocol */
 	const struct nlattr *counters[2][2];    /* [orig, reply][packets, bytes] */
 	const struct nlattr *start, *stop;
 };
+/* The parts of a view beside the original tuple, the counters and the
+ * attributes of the message's top level. */
+enum view_part { VIEW_REPLY = 1, VIEW_PROTOINFO = 2, VIEW_TIMESTAMP = 4, VIEW_ALL = 7 };
 int  msg_view(const struct nlmsghdr *nlh, struct msg_view *v);   /* 0, or -1: the library's */
+int  msg_view_indexed(const struct nlmsghdr *nlh, struct msg_view *v, unsigned int parts);   /* v->tb: msg_check_index's */
 int  msg_view_nat(const struct msg_view *v, int dnat);           /* 0, 1, or -1: unknown */
 uint16_t msg_be16(const struct nlattr *attr);
 uint64_t msg_counter(const struct nlattr *attr);                 /* a 32- or 64-bit counter */
@@ -477,6 +482,7 @@ struct keys {
 void lct_keys_check(lua_State *L, int idx, struct keys *k);    /* opts.by; pushes the key function or nil */
 void lct_key_from_flow(const struct key_part *p, const struct nf_conntrack *ct, unsigned char *slot);
 void lct_key_from_view(const struct key_part *p, const struct msg_view *v, unsigned char *slot);
+unsigned int lct_keys_view_parts(const struct keys *k);          /* enum view_part: what the keys read */
 int  lct_key_from_value(lua_State *L, unsigned char *slot);    /* the value at the top: 1, 0 if no key */
 int  lct_key_push(lua_State *L, const struct key_part *p, const unsigned char *slot);   /* 0: absent */
 

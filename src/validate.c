@@ -96,7 +96,8 @@ LEVEL(expect,
  * left at the end must be padding, not a truncated attribute. The common
  * case, an attribute of fixed size, is tested first: every flow of a dump
  * comes through here. */
-static int check_level(const char *at, int left, const struct level *level, int depth)
+static int check_level(const char *at, int left, const struct level *level, int depth,
+                       const struct nlattr **tb, unsigned int tb_max)
 {
 	const struct rule *rules = level->rules;
 	unsigned int max = level->max;
@@ -110,6 +111,8 @@ static int check_level(const char *at, int left, const struct level *level, int 
 			return -1;
 		if (type > max && level->strict)
 			return -1;
+		if (tb != NULL && type <= tb_max)
+			tb[type] = attr;
 		if (type <= max) {
 			const struct rule *r = &rules[type];
 			if (r->size > 0) {
@@ -117,7 +120,7 @@ static int check_level(const char *at, int left, const struct level *level, int 
 					return -1;
 			} else if (r->size == NESTED) {
 				if (len != 0 && (len < (int)MNL_ATTR_HDRLEN || depth >= 4 ||
-				                 check_level(at + MNL_ATTR_HDRLEN, len, r->nest, depth + 1) < 0))
+				                 check_level(at + MNL_ATTR_HDRLEN, len, r->nest, depth + 1, NULL, 0) < 0))
 					return -1;
 			} else if (r->size == STRING) {
 				/* read up to its NUL: it must have one */
@@ -137,18 +140,19 @@ static int check_level(const char *at, int left, const struct level *level, int 
 	return 0;
 }
 
-static int validate_as(const struct nlmsghdr *nlh, const struct level *level)
+static int validate_as(const struct nlmsghdr *nlh, const struct level *level, const struct nlattr **tb,
+                       unsigned int tb_max)
 {
 	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
 
 	if (nlh->nlmsg_len < head)
 		return -1;
-	return check_level((const char *)nlh + head, (int)(nlh->nlmsg_len - head), level, 0);
+	return check_level((const char *)nlh + head, (int)(nlh->nlmsg_len - head), level, 0, tb, tb_max);
 }
 
 int msg_validate(const struct nlmsghdr *nlh)
 {
-	return validate_as(nlh, &conntrack);
+	return validate_as(nlh, &conntrack, NULL, 0);
 }
 
 /* The attributes of one level by type, the last of a type winning and types
@@ -187,6 +191,21 @@ int msg_check(const struct nlmsghdr *nlh)
 	return 0;
 }
 
+/* msg_check that also indexes the message's attributes by type into tb
+ * (tb_max + 1 slots), as msg_attrs_of would: one walk of the message for
+ * both. 0, or -1. */
+int msg_check_index(const struct nlmsghdr *nlh, const struct nlattr **tb, int tb_max)
+{
+	const struct nfgenmsg *nfh = mnl_nlmsg_get_payload(nlh);
+	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
+
+	memset(tb, 0, sizeof(*tb) * (size_t)(tb_max + 1));
+	if (nlh->nlmsg_len < head || (nfh->nfgen_family != AF_INET && nfh->nfgen_family != AF_INET6) ||
+	    validate_as(nlh, &conntrack, tb, (unsigned int)tb_max) < 0)
+		return -1;
+	return 0;
+}
+
 /* The same for a message of the expectation table (the library's parser of
  * expectations reads tuples with the flows' code, and exits alike). */
 int msg_check_expect(const struct nlmsghdr *nlh)
@@ -195,7 +214,7 @@ int msg_check_expect(const struct nlmsghdr *nlh)
 	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
 
 	if (nlh->nlmsg_len < head || (nfh->nfgen_family != AF_INET && nfh->nfgen_family != AF_INET6) ||
-	    validate_as(nlh, &expect) < 0)
+	    validate_as(nlh, &expect, NULL, 0) < 0)
 		return -1;
 	return 0;
 }

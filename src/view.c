@@ -107,23 +107,27 @@ static void read_counters(const struct nlattr *nest, const struct nlattr **c)
 	c[1] = tb[CTA_COUNTERS_BYTES] ? tb[CTA_COUNTERS_BYTES] : tb[CTA_COUNTERS32_BYTES];
 }
 
-/* The view of nlh (a validated IPCTNL_MSG_CT_NEW or _DELETE message): 0, or
- * -1 when the message is one for the library. */
-int msg_view(const struct nlmsghdr *nlh, struct msg_view *v)
+/* The view of nlh (a checked IPCTNL_MSG_CT_NEW or _DELETE message) whose
+ * top-level attributes are in v->tb already (msg_check_index), reading only
+ * the parts asked for beside the original tuple and the counters: 0, or -1
+ * when the message is one for the library. A part left out is neither read
+ * nor checked: what it would decline concerns only its own fields (the
+ * reply's, ICMP's and ports', which need VIEW_REPLY; the state and vtags;
+ * the timestamps). */
+int msg_view_indexed(const struct nlmsghdr *nlh, struct msg_view *v, unsigned int parts)
 {
 	const struct nfgenmsg *nfh = mnl_nlmsg_get_payload(nlh);
-	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
 	const struct nlattr *const *tb = v->tb;
 
-	memset(v, 0, sizeof(*v));
+	/* all but the index */
+	memset((char *)v + offsetof(struct msg_view, family), 0, sizeof(*v) - offsetof(struct msg_view, family));
 	v->family = nfh->nfgen_family;
-	if ((v->family != AF_INET && v->family != AF_INET6) || nlh->nlmsg_len < head)
+	if (v->family != AF_INET && v->family != AF_INET6)
 		return -1;
-	msg_attrs_of((const char *)nlh + head, (int)(nlh->nlmsg_len - head), v->tb, CTA_LABELS);
 	/* (the library's master tuple sets ICMP fields of the flow's own) */
 	if (!tb[CTA_TUPLE_ORIG] || !tb[CTA_TUPLE_REPLY] || tb[CTA_TUPLE_MASTER] || tb[CTA_HELP] || tb[CTA_SECCTX] ||
 	    tb[CTA_LABELS] || read_tuple(tb[CTA_TUPLE_ORIG], v->family, &v->orig) < 0 ||
-	    read_tuple(tb[CTA_TUPLE_REPLY], v->family, &v->reply) < 0)
+	    ((parts & VIEW_REPLY) && read_tuple(tb[CTA_TUPLE_REPLY], v->family, &v->reply) < 0))
 		return -1;
 	/* the library keeps ports and ICMP fields in one union per tuple, its
 	 * ICMP setters write both tuples', and it marks a reply's ICMP field as
@@ -132,17 +136,29 @@ int msg_view(const struct nlmsghdr *nlh, struct msg_view *v)
 	    (has_icmp(&v->orig) && (v->orig.sport || v->orig.dport || v->reply.sport || v->reply.dport)))
 		return -1;
 	v->proto = MSG_PAYLOAD(v->orig.proto)[0];
-	if (tb[CTA_PROTOINFO] && read_protoinfo(tb[CTA_PROTOINFO], v) < 0)
+	if ((parts & VIEW_PROTOINFO) && tb[CTA_PROTOINFO] && read_protoinfo(tb[CTA_PROTOINFO], v) < 0)
 		return -1;
 	read_counters(tb[CTA_COUNTERS_ORIG], v->counters[0]);
 	read_counters(tb[CTA_COUNTERS_REPLY], v->counters[1]);
-	if (tb[CTA_TIMESTAMP]) {
+	if ((parts & VIEW_TIMESTAMP) && tb[CTA_TIMESTAMP]) {
 		const struct nlattr *ts[CTA_TIMESTAMP_MAX + 1];
 		msg_attrs_of(MSG_PAYLOAD(tb[CTA_TIMESTAMP]), MSG_PAYLOAD_LEN(tb[CTA_TIMESTAMP]), ts, CTA_TIMESTAMP_MAX);
 		v->start = ts[CTA_TIMESTAMP_START];
 		v->stop = ts[CTA_TIMESTAMP_STOP];
 	}
 	return 0;
+}
+
+/* The whole view of nlh (a validated IPCTNL_MSG_CT_NEW or _DELETE message):
+ * 0, or -1 when the message is one for the library. */
+int msg_view(const struct nlmsghdr *nlh, struct msg_view *v)
+{
+	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
+
+	if (nlh->nlmsg_len < head)
+		return -1;
+	msg_attrs_of((const char *)nlh + head, (int)(nlh->nlmsg_len - head), v->tb, CTA_LABELS);
+	return msg_view_indexed(nlh, v, VIEW_ALL);
 }
 
 uint16_t msg_be16(const struct nlattr *attr)
