@@ -34,6 +34,7 @@ struct dump {
 	int busy;                      /* a step is running: see dump_step */
 	int error;                     /* the errno of the failure that ended it, for dump:error() */
 	struct format format;
+	const struct nlattr *tb[CTA_LABELS + 1];   /* the top level of a message only checked */
 	char buf[LCT_RECV_SIZE];
 };
 
@@ -114,7 +115,7 @@ static int next_flow(lua_State *L, struct dump *d, const struct nlmsghdr **msg, 
 		if (!is_conntrack(*msg))
 			continue;
 		if (!parse) {
-			if (msg_check(*msg) < 0)
+			if (msg_check_index(*msg, d->tb, CTA_LABELS) < 0)
 				return dump_fail(L, d, -EBADMSG);
 			return 1;
 		}
@@ -238,6 +239,21 @@ static int dump_batch(lua_State *L, struct dump *d, int parse)
 	return 2;
 }
 
+/* Pushes the flow of msg: parsed into d->scratch already if `parse`, else
+ * kept unparsed until the loop reads it (a loop that counts never parses). */
+static void push_flow(lua_State *L, struct dump *d, const struct nlmsghdr *msg, int parse)
+{
+	if (!parse && lct_flow_push_unparsed(L, msg, d->tb, FLOW_MT) != NULL)
+		return;
+	if (!parse) {                  /* too large to wait, or its parse owns memory */
+		if (lct_scratch_ready(&d->scratch) < 0)
+			dump_fail(L, d, -ENOMEM);
+		if (msg_parse(msg, d->scratch) < 0)
+			dump_fail(L, d, -EBADMSG);
+	}
+	lct_flow_adopt_mt(L, &d->scratch, FLOW_MT);
+}
+
 /* The next flow that passes the C filter and the predicate (user value 1),
  * or its line (1 value); 0 at the end of the table. Lines of flows no
  * filter needs parsed are written from the message. */
@@ -251,8 +267,8 @@ static int dump_one(lua_State *L, struct dump *d, int parse)
 		if (d->filter->has_where && !accepted(L, d))
 			continue;
 		if (!d->lines) {
-			if (!d->filter->has_where)
-				lct_flow_adopt_mt(L, &d->scratch, FLOW_MT);
+			if (!d->filter->has_where)   /* (a predicate's flow is at the top already) */
+				push_flow(L, d, msg, parse);
 		} else if ((len = fast_line(d, msg, line)) >= 0) {
 			lua_pushlstring(L, line, (size_t)len);
 		} else {
@@ -279,7 +295,8 @@ static int dump_step(lua_State *L)
 	if (d == NULL || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, DUMP_MT))
 		d = luaL_checkudata(L, 1, LCT_DUMP);
 	lua_settop(L, 1);
-	parse = !d->lines || !lct_filter_is_empty(d->filter) || d->filter->has_where;
+	/* flows that no filter reads are parsed when the loop reads them */
+	parse = !lct_filter_is_empty(d->filter) || d->filter->has_where;
 	if (d->busy)
 		return luaL_error(L, "dump already in use");
 	if (d->state == DUMP_CLOSED && !d->last)

@@ -22,6 +22,7 @@
 static void init_flow(lua_State *L, struct flow *fl, int embedded, int mt)
 {
 	fl->ct = NULL;
+	fl->raw = 0;
 	fl->embedded = embedded;
 	fl->type = NFCT_T_UNKNOWN;
 	fl->portid = 0;
@@ -91,6 +92,47 @@ struct flow *lct_flow_adopt_mt(lua_State *L, struct nf_conntrack **scratch, int 
 	return fl;
 }
 
+/* A flow of a loop that may never read it (a count) keeps its message and
+ * is parsed when first read, in place: its message must fit there, and
+ * carry nothing whose parse owns heap memory. */
+#define FLOW_RAW_MAX 512
+
+struct flow *lct_flow_push_unparsed(lua_State *L, const struct nlmsghdr *nlh, const struct nlattr *const *tb, int mt)
+{
+	struct flow *fl;
+
+	if (nlh->nlmsg_len > FLOW_RAW_MAX || nlh->nlmsg_len > msg_ct_size() || tb[CTA_LABELS] || tb[CTA_SECCTX] ||
+	    tb[CTA_HELP])
+		return NULL;
+	mt = mt ? lua_absindex(L, mt) : 0;
+	fl = lua_newuserdatauv(L, FLOW_HEADER + msg_ct_size(), 0);
+	init_flow(L, fl, 1, mt);
+	memcpy((char *)fl + FLOW_HEADER, nlh, nlh->nlmsg_len);
+	fl->raw = (uint16_t)nlh->nlmsg_len;
+	return fl;
+}
+
+/* The flow's message parsed into its place (as msg_parse does): 0, or -1. */
+static int parse_raw(struct flow *fl)
+{
+	uint64_t raw[FLOW_RAW_MAX / 8];
+	const struct nlmsghdr *nlh = (const struct nlmsghdr *)raw;
+	struct nf_conntrack *ct = (struct nf_conntrack *)((char *)fl + FLOW_HEADER);
+	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
+
+	memcpy(raw, ct, fl->raw);
+	memset(ct, 0, msg_ct_size());
+	if (msg_parse_fast(nlh, ct) != 0) {
+		memset(ct, 0, msg_ct_size());
+		if (nfct_payload_parse((const char *)nlh + head, nlh->nlmsg_len - head,
+		                       ((const struct nfgenmsg *)mnl_nlmsg_get_payload(nlh))->nfgen_family, ct) < 0)
+			return -1;
+	}
+	fl->raw = 0;
+	fl->ct = ct;
+	return 0;
+}
+
 struct flow *lct_flow_adopt(lua_State *L, struct nf_conntrack **scratch)
 {
 	return lct_flow_adopt_mt(L, scratch, 0);
@@ -123,6 +165,8 @@ struct nf_conntrack *lct_check_flow(lua_State *L, int idx)
 	if (fl == NULL)
 		fl = luaL_checkudata(L, idx, LCT_FLOW);   /* raises the usual error */
 
+	if (fl->ct == NULL && fl->raw && parse_raw(fl) < 0)
+		luaL_error(L, "malformed flow");
 	if (fl->ct == NULL)
 		luaL_argerror(L, idx, "empty flow");
 	return fl->ct;
@@ -143,10 +187,12 @@ static int flow_gc(lua_State *L)
  * metatables, compared directly (cheaper than a lookup by name). */
 static int flow_index(lua_State *L)
 {
-	const struct flow *fl = lua_touserdata(L, 1);
+	struct flow *fl = lua_touserdata(L, 1);
 	int is_flow = fl != NULL && lua_getmetatable(L, 1) &&
 	              (lua_rawequal(L, -1, lua_upvalueindex(4)) || lua_rawequal(L, -1, lua_upvalueindex(3)));
 
+	if (is_flow && fl->ct == NULL && fl->raw && parse_raw(fl) < 0)
+		return luaL_error(L, "malformed flow");
 	if (!is_flow || fl->ct == NULL)
 		lct_check_flow(L, 1);   /* raises the usual error */
 	lua_pushvalue(L, 2);
@@ -437,10 +483,14 @@ static int flow_match(lua_State *L)
  * no other value (5.4 calls this for a flow and any other userdata). */
 static int flow_eq(lua_State *L)
 {
-	const struct flow *fa = lct_to_flow(L, 1), *fb = lct_to_flow(L, 2);
+	struct flow *fa = lct_to_flow(L, 1), *fb = lct_to_flow(L, 2);
 	const struct nf_conntrack *a, *b;
 	int same;
 
+	if (fa != NULL && fb != NULL && fa->raw)
+		lct_check_flow(L, 1);
+	if (fa != NULL && fb != NULL && fb->raw)
+		lct_check_flow(L, 2);
 	if (fa == NULL || fb == NULL || fa->ct == NULL || fb->ct == NULL) {
 		lua_pushboolean(L, 0);
 		return 1;

@@ -283,6 +283,7 @@ struct flow {
 	int embedded;              /* ct points into this userdata */
 	uint8_t type;              /* NFCT_T_NEW/UPDATE/DESTROY for an event, else NFCT_T_UNKNOWN */
 	uint32_t portid;           /* an event caused from user space: the sender's port id */
+	uint16_t raw;              /* ct NULL: the bytes of the checked message it holds instead, parsed when read */
 };
 struct flow *lct_flow_new(lua_State *L);  /* pushes an empty flow */
 struct format {                  /* conntrack's -o, for nfct_snprintf */
@@ -296,6 +297,8 @@ int  lct_push_line(lua_State *L, const struct nf_conntrack *ct, unsigned int pty
 /* NULL (nothing pushed) if the scratch was freed meanwhile, see flow.c */
 struct flow *lct_flow_adopt(lua_State *L, struct nf_conntrack **scratch);
 struct flow *lct_flow_adopt_mt(lua_State *L, struct nf_conntrack **scratch, int mt);
+/* NULL (nothing pushed) if the message, checked and indexed (msg_check_index), cannot wait */
+struct flow *lct_flow_push_unparsed(lua_State *L, const struct nlmsghdr *nlh, const struct nlattr *const *tb, int mt);
 int  lct_scratch_ready(struct nf_conntrack **scratch);
 struct nf_conntrack *lct_check_flow(lua_State *L, int idx);
 struct flow *lct_to_flow(lua_State *L, int idx);   /* the flow at idx, or NULL */
