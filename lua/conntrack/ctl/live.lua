@@ -3,11 +3,13 @@
 -- --group-by keys, or per flow) and each group's bytes/s and packets/s are
 -- the growth of its sums since the last reading, plus what its flows that
 -- ended meanwhile moved (their destroy events carry their last counters), so
--- a download that just finished is not lost. On a terminal: a full-screen
--- view with keys (q quit, p pause, s sort, g grouping, f filter) that
--- restores the terminal on exit and on Ctrl-C; elsewhere the same table,
--- printed every interval; with -o json, one object a reading (a feed for a
--- dashboard), wherever stdout goes.
+-- a download that just finished is not lost. With -z each reading zeroes the
+-- counters it reads (as nlbwmon does): its sums are then the growth itself,
+-- and other readers of the table see counters since the last reading. On a
+-- terminal: a full-screen view with keys (q quit, p pause, s sort, g
+-- grouping, f filter) that restores the terminal on exit and on Ctrl-C;
+-- elsewhere the same table, printed every interval; with -o json, one object
+-- a reading (a feed for a dashboard), wherever stdout goes.
 
 local addr = require "conntrack.ctl.addr"
 local compat = require "conntrack.ctl.compat"
@@ -60,7 +62,7 @@ end
 
 local function new_state(cmd, filter)
   return {
-    cmd = cmd, base = filter, interval = cmd.interval or 1,
+    cmd = cmd, base = filter, interval = cmd.interval or 1, zero = cmd.given.zero or nil,
     grouping = cmd.group_by or FLOW_KEYS, group_by = cmd.group_by,
     sort = cmd.sort or "bytes", paused = false, predicate = nil, expr = nil, message = nil,
   }
@@ -91,7 +93,7 @@ end
 
 -- A reading: key -> the group's sums and key values, and when it was made.
 local function reading(st, ct)
-  local groups, summary = ct:aggregate(current_filter(st), { by = st.keys })
+  local groups, summary = ct:aggregate(current_filter(st), { by = st.keys, zero = st.zero })
   if not groups then errors.failure("Operation failed: " .. tostring(summary)) end
   local map = {}
   for _, g in ipairs(groups) do
@@ -124,6 +126,8 @@ local function rows(st, prev, cur)
   local out = {}
   local function add(key, g, p)
     local e = st.ended[key]
+    -- zeroed by the last reading: the sums are the growth
+    if st.zero then p = nil end
     local r = { key = key, flows = g and g.flows or 0, values = g or p or e.values }
     for _, s in ipairs(SUMS) do
       local moved = ((g and g[s]) or 0) - ((p and p[s]) or 0) + ((e and e[s]) or 0)
