@@ -222,8 +222,7 @@ local function frame_json(st, cur, list, sort, n)
   for i = 1, math.min(#list, n) do
     local r, g = list[i], { flows = list[i].flows }
     for j, spec in ipairs(st.specs) do
-      local v = cut(r.values[spec.field], spec)
-      g[st.columns[j]] = type(v) == "table" and text_of(v) or v
+      g[st.columns[j]] = top.json_value(cut(r.values[spec.field], spec))
     end
     if cur.counters then
       for _, s in ipairs(RATES) do g[s .. "_per_s"] = tonumber(("%.3f"):format(r[s])) end
