@@ -106,10 +106,16 @@ describe("conntrack.rates", function()
     assert.equal(0, hosts["127.0.0.6"].orig_bytes)
   end)
 
-  it("refuses a sum as a key and an unknown sort, naming the argument", function()
+  it("refuses what is not a handle, a key or a sort, naming the argument, and a closed meter", function()
+    assert.has_error(function() rates.new({}, {}) end, "bad argument 'ct': expected a handle, got table")
     assert.has_error(function() rates.new(ct, { by = "orig_src,orig_bytes" }) end,
                      "bad argument 'by': orig_bytes is a sum, not a key")
+    assert.has_error(function() rates.new(ct, { by = { "proto", function() end } }) end,
+                     "bad argument 'by': keys are field names or prefixes, got a function")
     assert.has_error(function() rates.new(ct, { sort = "size" }) end,
                      'bad argument \'sort\': "size" is not bytes, packets or flows')
+    local meter = assert(rates.new(ct))
+    meter:close()
+    assert.has_error(function() meter:read() end, "attempt to use a closed meter")
   end)
 end)

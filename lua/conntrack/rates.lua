@@ -95,9 +95,19 @@ end
 -- zero = true, sort = "bytes" | "packets" | "flows" }) -> meter, or nil,
 -- message, errno. It subscribes to destroy events, then reads the table once.
 function M.new(ct, opts)
+  if not tostring(ct):match("^conntrack.handle") then
+    error(("bad argument 'ct': expected a handle, got %s"):format(type(ct)), 2)
+  end
   opts = opts or {}
   local by = opts.by or "orig_src"
-  if type(by) == "table" then by = table.concat(by, ",") end
+  if type(by) == "table" then
+    for _, key in ipairs(by) do
+      if type(key) ~= "string" then
+        error(("bad argument 'by': keys are field names or prefixes, got a %s"):format(type(key)), 2)
+      end
+    end
+    by = table.concat(by, ",")
+  end
   local m = setmetatable({ ct = ct, filter = opts.filter or {}, zero = opts.zero or nil, ended = {},
                            sort = opts.sort or "bytes", keys = {}, specs = {} }, Meter)
   if not M.SORTS[m.sort] then error(("bad argument 'sort': %q is not bytes, packets or flows"):format(m.sort), 2) end
@@ -123,14 +133,20 @@ end
 
 -- Takes the destroy events that came, waiting up to timeout seconds (0: only
 -- those already there) for the first; returns how many it took.
+local function sub_of(m)
+  if not m.sub then error("attempt to use a closed meter", 3) end
+  return m.sub
+end
+
 function Meter:pump(timeout)
-  local n, kind, flow = 0, self.sub:next(timeout or 0)
+  local sub = sub_of(self)
+  local n, kind, flow = 0, sub:next(timeout or 0)
   while kind do
     if kind == "destroy" then
       ended(self, flow)
       n = n + 1
     end
-    kind, flow = self.sub:next(0)
+    kind, flow = sub:next(0)
   end
   return n
 end
@@ -175,7 +191,7 @@ function Meter:read()
 end
 
 -- The event socket, for a loop of one's own: readable when pump has events to take.
-function Meter:getfd() return self.sub:getfd() end
+function Meter:getfd() return sub_of(self):getfd() end
 
 function Meter:close()
   if self.sub then self.sub:close() end
