@@ -180,7 +180,7 @@ CTL_LUA  = $(wildcard lua/conntrack/ctl/*.lua)
 install: $(BUILD)/conntrack.so
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(SHAREDIR)/conntrack/ctl $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8
 	install -m 755 $(BUILD)/conntrack.so $(DESTDIR)$(LIBDIR)/conntrack.so
-	install -m 644 lua/ctl.lua $(DESTDIR)$(SHAREDIR)/conntrack/ctl.lua
+	install -m 644 lua/ctl.lua lua/conntrack/rates.lua $(DESTDIR)$(SHAREDIR)/conntrack/
 	install -m 644 $(CTL_LUA) $(DESTDIR)$(SHAREDIR)/conntrack/ctl/
 	sed '1s|.*|#!/usr/bin/env $(LUA)|' lua/ctl.lua > $(DESTDIR)$(BINDIR)/lua-conntrack
 	chmod 755 $(DESTDIR)$(BINDIR)/lua-conntrack

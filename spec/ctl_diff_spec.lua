@@ -242,6 +242,19 @@ describe("-L", function()
       local o = ctl.compare("--dump --zero")
       assert.not_matches("bytes=[1-9]", o.out)
     end)
+
+    it("refuses -z with --where or --addr as conntrack refuses it with a filter, zeroing nothing", function()
+      traffic(true)
+      local before = ctl.table_text(nil, "")
+      assert.matches("packets=[1-9]", before)
+      for _, args in ipairs{ "-L -z --where 'proto == \"udp\"'", "-L -z --addr 127.0.0.1", "-L -z -p udp" } do
+        local out, err, status = ctl.ours(args)
+        assert.equal(2, status, args)
+        assert.equal("", out)
+        assert.equal(ctl.OUR_PREFIX .. "Can't use -z with filtering parameters\n" .. ctl.OUR_TRY .. "\n", err)
+      end
+      assert.equal(before, ctl.table_text(nil, ""))
+    end)
   end)
 
   describe("with labels", function()

@@ -53,7 +53,7 @@ describe("make install", function()
   before_each(function() dest = temp_dir() end)
   after_each(function() ns.execute("rm -rf " .. q(dest)) end)
 
-  it("installs the module, conntrack.ctl, the command and its manual page in the paths of the Lua used", function()
+  it("installs the module, its Lua parts, the command and its manual page where the Lua used looks", function()
     local _, err, status = ns.run(("make -s install LUA=%s PREFIX=/usr/local DESTDIR=%s"):format(ns.LUA, q(dest)))
     assert.equal(0, status, err)
     local expected = {
@@ -61,6 +61,7 @@ describe("make install", function()
       ("usr/local/lib/lua/%s/conntrack.so"):format(LUA_VER),
       "usr/local/share/man/man8/lua-conntrack.8",
       ("usr/local/share/lua/%s/conntrack/ctl.lua"):format(LUA_VER),
+      ("usr/local/share/lua/%s/conntrack/rates.lua"):format(LUA_VER),
     }
     for name in io.popen("ls lua/conntrack/ctl"):lines() do
       expected[#expected + 1] = ("usr/local/share/lua/%s/conntrack/ctl/%s"):format(LUA_VER, name)
@@ -97,12 +98,14 @@ describe("luarocks make", function()
     for _, path in ipairs(files_under(tree)) do
       if path:match("^share/lua/") or path:match("^lib/lua/") then modules[#modules + 1] = path end
     end
-    -- the module and conntrack.ctl's files, and no stray top-level "ctl"
+    -- the module, conntrack.rates and conntrack.ctl's files, and no stray top-level "ctl"
     assert.is_true(exists(("%s/lib/lua/%s/conntrack.so"):format(tree, LUA_VER)))
     assert.is_true(exists(("%s/share/lua/%s/conntrack/ctl.lua"):format(tree, LUA_VER)))
+    assert.is_true(exists(("%s/share/lua/%s/conntrack/rates.lua"):format(tree, LUA_VER)))
     assert.is_false(exists(("%s/share/lua/%s/ctl.lua"):format(tree, LUA_VER)))
     for _, path in ipairs(modules) do
-      assert.truthy(path:match("/conntrack%.so$") or path:match("/conntrack/ctl[%./]"), path)
+      assert.truthy(path:match("/conntrack%.so$") or path:match("/conntrack/ctl[%./]") or
+                    path:match("/conntrack/rates%.lua$"), path)
     end
     local out, err2, status2 = run_installed(tree .. "/bin/lua-conntrack", nil, "-L -p udp")
     assert.equal(0, status2, err2)

@@ -422,10 +422,5 @@ void lct_dump_open(lua_State *L)
 	};
 	static const luaL_Reg methods[] = { { "close", dump_close }, { "error", dump_error }, { NULL, NULL } };
 
-	luaL_newmetatable(L, LCT_DUMP);
-	luaL_setfuncs(L, meta, 0);
-	lct_protect_metatable(L, LCT_DUMP);
-	luaL_newlib(L, methods);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
+	lct_new_class(L, LCT_DUMP, meta, methods);
 }

@@ -127,8 +127,23 @@ static const char *kind_name(int kind)
 	return "?";
 }
 
+/* Whether the predicate in the subscription's user value uv holds for the
+ * object on top of the stack; the object is popped when it does not. */
+static int holds(lua_State *L, int ev_idx, int uv)
+{
+	lua_getiuservalue(L, ev_idx, uv);
+	lua_pushvalue(L, -2);
+	lua_call(L, 1, 1);
+	if (!lua_toboolean(L, -1)) {
+		lua_pop(L, 2);
+		return 0;
+	}
+	lua_pop(L, 1);
+	return 1;
+}
+
 /* The same as push_if_match for an expectation's message: its own filter
- * and predicate (user value 2). kind 0: a resync's. */
+ * and predicate (user value 3). kind 0: a resync's. */
 static int push_expect_if_match(lua_State *L, int ev_idx, struct events *ev, const struct nlmsghdr *msg, int kind)
 {
 	struct expect *x;
@@ -142,19 +157,10 @@ static int push_expect_if_match(lua_State *L, int ev_idx, struct events *ev, con
 		lua_pop(L, 1);
 		return 0;
 	}
-	if (ev->xfilter.has_where) {
-		lua_getiuservalue(L, ev_idx, 3);
-		lua_pushvalue(L, -2);
-		lua_call(L, 1, 1);
-		if (!lua_toboolean(L, -1)) {
-			lua_pop(L, 2);
-			return 0;
-		}
-		lua_pop(L, 1);
-	}
+	if (ev->xfilter.has_where && !holds(L, ev_idx, 3))
+		return 0;
 	return ev->closed ? EV_CLOSED : 1;
 }
-
 
 /* Parses msg into a new flow on the stack if it passes the C filter and the
  * predicate (user value 1); returns whether it did, or EV_CLOSED. */
@@ -172,16 +178,8 @@ static int push_if_match(lua_State *L, int ev_idx, struct events *ev, const stru
 		return EV_CLOSED;
 	fl->type = (uint8_t)(kind ? nfct_type_of(kind) : NFCT_T_UNKNOWN);
 	fl->portid = kind ? msg->nlmsg_pid : 0;
-	if (ev->filter->has_where) {
-		lua_getiuservalue(L, ev_idx, 1);
-		lua_pushvalue(L, -2);
-		lua_call(L, 1, 1);
-		if (!lua_toboolean(L, -1)) {
-			lua_pop(L, 2);
-			return 0;
-		}
-		lua_pop(L, 1);
-	}
+	if (ev->filter->has_where && !holds(L, ev_idx, 1))
+		return 0;
 	return 1;
 }
 
@@ -794,10 +792,5 @@ void lct_events_open(lua_State *L)
 		{ NULL, NULL }
 	};
 
-	luaL_newmetatable(L, LCT_EVENTS);
-	luaL_setfuncs(L, meta, 0);
-	lct_protect_metatable(L, LCT_EVENTS);
-	luaL_newlib(L, methods);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
+	lct_new_class(L, LCT_EVENTS, meta, methods);
 }

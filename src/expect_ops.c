@@ -317,14 +317,11 @@ static int op_flush(lua_State *L)
 	int family = 0, rc;
 
 	if (!lua_isnoneornil(L, 2)) {
-		luaL_checktype(L, 2, LUA_TTABLE);
-		lua_pushnil(L);
-		while (lua_next(L, 2)) {
-			if (!lct_key_is(L, -2, "family"))
-				lct_unknown_option(L, -2, "expect_flush", flush_options);
+		lct_check_options(L, 2, "expect_flush", flush_options);
+		lua_pushliteral(L, "family");
+		if (lua_rawget(L, 2) != LUA_TNIL)
 			family = lct_check_family(L, -1, "family");
-			lua_pop(L, 1);
-		}
+		lua_pop(L, 1);
 	}
 	if (family != 0) {
 		lua_settop(L, 1);
@@ -432,12 +429,7 @@ void lct_expect_ops_open(lua_State *L)
 	};
 	static const luaL_Reg methods[] = { { "close", xdump_close }, { "error", xdump_error }, { NULL, NULL } };
 
-	luaL_newmetatable(L, LCT_XDUMP);
-	luaL_setfuncs(L, meta, 0);
-	lct_protect_metatable(L, LCT_XDUMP);
-	luaL_newlib(L, methods);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
+	lct_new_class(L, LCT_XDUMP, meta, methods);
 }
 
 void lct_expect_ops_register(lua_State *L)

@@ -42,6 +42,18 @@ static inline void lct_protect_metatable(lua_State *L, const char *name)
 	lua_pushstring(L, name);
 	lua_setfield(L, -2, "__metatable");
 }
+/* A class of userdata: its protected metatable holds meta, and methods as
+ * __index. */
+static inline void lct_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods)
+{
+	luaL_newmetatable(L, name);
+	luaL_setfuncs(L, meta, 0);
+	lct_protect_metatable(L, name);
+	lua_newtable(L);
+	luaL_setfuncs(L, methods, 0);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+}
 /* registry keys */
 #define LCT_FIELDS   "conntrack.fields"     /* field name -> field id */
 #define LCT_DEFAULT  "conntrack.default"    /* the handle of conntrack.dump{} etc. */

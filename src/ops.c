@@ -399,14 +399,11 @@ static int op_flush(lua_State *L)
 	int family = 0, rc;
 
 	if (!lua_isnoneornil(L, 2)) {
-		luaL_checktype(L, 2, LUA_TTABLE);
-		lua_pushnil(L);
-		while (lua_next(L, 2)) {
-			if (!lct_key_is(L, -2, "family"))
-				lct_unknown_option(L, -2, "flush", flush_options);
+		lct_check_options(L, 2, "flush", flush_options);
+		lua_pushliteral(L, "family");
+		if (lua_rawget(L, 2) != LUA_TNIL)
 			family = lct_check_family(L, -1, "family");
-			lua_pop(L, 1);
-		}
+		lua_pop(L, 1);
 	}
 	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_DELETE, NLM_F_ACK, (uint8_t)family);
 	if ((rc = lct_handle_request(L, h, nlh, NULL, NULL)) < 0)

@@ -389,12 +389,7 @@ void lct_signals_open(lua_State *L, int module)
 		lua_setfield(L, LUA_REGISTRYINDEX, LCT_SIGMASK);
 	}
 	lua_pop(L, 1);
-	luaL_newmetatable(L, LCT_SIGNALS);
-	luaL_setfuncs(L, meta, 0);
-	lct_protect_metatable(L, LCT_SIGNALS);
-	luaL_newlib(L, methods);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
+	lct_new_class(L, LCT_SIGNALS, meta, methods);
 	lua_pushcfunction(L, signals_new);
 	lua_setfield(L, module, "signals");
 }

@@ -193,13 +193,20 @@ local function summary(cmd, text, count)
   return count == 0 and 1 or 0
 end
 
-local function list(cmd, ct)
+-- -z zeroes every flow the kernel dumps: as conntrack, not with a filter
+-- that would leave some of them out of the output (--where and --addr too)
+local function check_zero(cmd)
   local given = cmd.given
   if given.zero and (given.protonum or given.src or given.dst or given["reply-src"] or given["reply-dst"] or
       given.mark or given.secmark or given.status or given.id or given.zone or given.label or
-      given["orig-zone"] or given["reply-zone"]) then
+      given["orig-zone"] or given["reply-zone"] or cmd.where_fn or cmd.addr) then
     options.usage("Can't use -z with filtering parameters")
   end
+end
+
+local function list(cmd, ct)
+  local given = cmd.given
+  check_zero(cmd)
   local f = M.filter(cmd, "list")
   local opts = { zero = given.zero or nil,
                  list = (cmd.table == "dying" or cmd.table == "unconfirmed") and cmd.table or nil }
@@ -457,7 +464,10 @@ local HANDLERS = {
   EXP_LIST = expect, EXP_CREATE = expect, EXP_DELETE = expect, EXP_GET = expect, EXP_FLUSH = expect,
   EXP_EVENT = expect, EXP_COUNT = expect, EXP_STATS = expect,
   CT_HELP = usage_text, CT_VERSION = version,
-  CT_LIVE = function(cmd, ct) return require("conntrack.ctl.live").run(cmd, ct, M.filter(cmd, "list")) end,
+  CT_LIVE = function(cmd, ct)
+    check_zero(cmd)
+    return require("conntrack.ctl.live").run(cmd, ct, M.filter(cmd, "list"))
+  end,
 }
 local OFFLINE = { CT_HELP = true, CT_VERSION = true }
 

@@ -76,7 +76,8 @@ M.EXTENSIONS =
   "  \t\t\t\torig_bytes, orig_packets, reply_bytes or reply_packets\n" ..
   "  --live\t\t\tA live view of bytes/s and packets/s per flow, or per\n" ..
   "  \t\t\t\t--group-by group (keys: q quit, p pause, s sort, g grouping,\n" ..
-  "  \t\t\t\tf filter); --top, --sort, --where and filters apply\n" ..
+  "  \t\t\t\tf filter); --top, --sort, --where and filters apply;\n" ..
+  "  \t\t\t\t-z zeroes the counters it reads, -o json one object a reading\n" ..
   "  --interval s\t\t\tWith --live: seconds between readings (default 1)\n"
 
 -- The text of -h [-p proto].

@@ -1,22 +1,20 @@
 -- conntrack/ctl/live.lua: lua-conntrack --live, who is using the link right
--- now. Every interval the table is read again (ct:aggregate, by the
--- --group-by keys, or per flow) and each group's bytes/s and packets/s are
--- the growth of its sums since the last reading, plus what its flows that
--- ended meanwhile moved (their destroy events carry their last counters), so
--- a download that just finished is not lost. On a terminal: a full-screen
--- view with keys (q quit, p pause, s sort, g grouping, f filter) that
--- restores the terminal on exit and on Ctrl-C; elsewhere the same table,
--- printed every interval; with -o json, one object a reading (a feed for a
--- dashboard), wherever stdout goes.
+-- now: every interval a meter (conntrack/rates.lua) reads the table again,
+-- by the --group-by keys or per flow, and gives each group's bytes/s and
+-- packets/s since the last reading, flows that ended meanwhile included;
+-- with -z each reading zeroes the counters it reads. On a terminal: a
+-- full-screen view with keys (q quit, p pause, s sort, g grouping, f filter)
+-- that restores the terminal on exit and on Ctrl-C; elsewhere the same
+-- table, printed every interval; with -o json, one object a reading (a feed
+-- for a dashboard), wherever stdout goes.
 
-local addr = require "conntrack.ctl.addr"
 local compat = require "conntrack.ctl.compat"
 local errors = require "conntrack.ctl.errors"
 local json = require "conntrack.ctl.json"
 local output = require "conntrack.ctl.output"
 local top = require "conntrack.ctl.top"
 local where = require "conntrack.ctl.where"
-local conntrack = require "conntrack"
+local rates = require "conntrack.rates"
 
 local M = {}
 
@@ -27,40 +25,11 @@ local SORTS = { "bytes", "packets", "flows" }
 local has_socket, socket = pcall(require, "socket")
 local function now() return has_socket and socket.gettime() or os.time() end
 
--- ---- the key of a flow, as ct:aggregate makes it ----
-
--- "orig_src/24/64" -> field, IPv4 and IPv6 prefix lengths (nil: whole)
-local function parse_key(key)
-  local name, a, b = key:match("^([^/]*)/?(%d*)/?(%d*)$")
-  name = conntrack.aliases[name] or name
-  a, b = tonumber(a), tonumber(b)
-  if a and not b then b = a end
-  return { field = name, v4 = a and math.min(a, 32), v6 = b }
-end
-
-local function cut(text, spec)
-  if not spec.v4 or type(text) ~= "string" then return text end
-  local family, bytes = addr.parse(text)
-  if not family then return text end
-  local plen, max = family == "ipv4" and spec.v4 or spec.v6, family == "ipv4" and 32 or 128
-  if plen >= max then return text end
-  return addr.text(family, addr.band(bytes, addr.netmask(family, plen))) .. "/" .. plen
-end
-
-local function text_of(v)
-  if type(v) ~= "table" then return v == nil and "-" or tostring(v) end
-  local flags = {}
-  for _, name in ipairs(conntrack.status_flags) do
-    if v[name] then flags[#flags + 1] = name end
-  end
-  return table.concat(flags, ",")
-end
-
 -- ---- the view's state ----
 
 local function new_state(cmd, filter)
   return {
-    cmd = cmd, base = filter, interval = cmd.interval or 1,
+    cmd = cmd, base = filter, interval = cmd.interval or 1, zero = cmd.given.zero or nil,
     grouping = cmd.group_by or FLOW_KEYS, group_by = cmd.group_by,
     sort = cmd.sort or "bytes", paused = false, predicate = nil, expr = nil, message = nil,
   }
@@ -69,8 +38,6 @@ end
 local function set_grouping(st, grouping)
   st.grouping = grouping
   st.keys, st.columns = top.keys(grouping)
-  st.specs = {}
-  for i, k in ipairs(st.keys) do st.specs[i] = parse_key(k) end
 end
 
 -- the filter of the readings: the command's, and the one typed in the view
@@ -83,88 +50,29 @@ local function current_filter(st)
   return f
 end
 
-local function group_key(st, get)
-  local parts = {}
-  for i, spec in ipairs(st.specs) do parts[i] = text_of(cut(get(spec.field), spec)) end
-  return table.concat(parts, "\1")
-end
-
--- A reading: key -> the group's sums and key values, and when it was made.
-local function reading(st, ct)
-  local groups, summary = ct:aggregate(current_filter(st), { by = st.keys })
-  if not groups then errors.failure("Operation failed: " .. tostring(summary)) end
-  local map = {}
-  for _, g in ipairs(groups) do
-    map[group_key(st, function(field) return g[field] end)] = g
-  end
-  return { groups = map, time = now(), counters = summary.counters, flows = summary.flows }
-end
-
-local SUMS = { "orig_bytes", "reply_bytes", "orig_packets", "reply_packets" }
-
--- a destroyed flow's last counters, for its group
-local function ended(st, flow)
-  if st.predicate and not st.predicate(flow) then return end
-  local key = group_key(st, function(field) return flow[field] end)
-  local e = st.ended[key]
-  if not e then
-    e = { orig_bytes = 0, reply_bytes = 0, orig_packets = 0, reply_packets = 0, values = {} }
-    for _, spec in ipairs(st.specs) do e.values[spec.field] = cut(flow[spec.field], spec) end
-    st.ended[key] = e
-  end
-  for _, k in ipairs(SUMS) do e[k] = e[k] + (flow[k] or 0) end
-  if flow.orig_bytes then st.ended_counters = true end
-end
-
--- The rows of the view: per group, flows and rates, largest first.
-local function rows(st, prev, cur)
-  local dt = math.max(cur.time - prev.time, 1e-3)
-  -- a table left empty meanwhile still had counters
-  cur.counters = cur.counters or prev.counters or st.ended_counters
-  local out = {}
-  local function add(key, g, p)
-    local e = st.ended[key]
-    local r = { key = key, flows = g and g.flows or 0, values = g or p or e.values }
-    for _, s in ipairs(SUMS) do
-      local moved = ((g and g[s]) or 0) - ((p and p[s]) or 0) + ((e and e[s]) or 0)
-      r[s] = math.max(moved, 0) / dt
-    end
-    r.bytes = r.orig_bytes + r.reply_bytes
-    r.packets = r.orig_packets + r.reply_packets
-    out[#out + 1] = r
-  end
-  for key, g in pairs(cur.groups) do add(key, g, prev.groups[key]) end
-  -- groups whose flows all ended: since the last reading, or before it
-  for key in pairs(st.ended) do
-    if not cur.groups[key] then add(key, nil, prev.groups[key]) end
-  end
-  local sort = cur.counters and st.sort or "flows"
-  return M.sorted(out, sort), sort
-end
-
--- largest first; equal ones in the order of their keys
-function M.sorted(list, sort)
-  table.sort(list, function(a, b)
-    if a[sort] ~= b[sort] then return a[sort] > b[sort] end
-    return a.key < b.key
-  end)
-  return list
+-- A meter of the current grouping and filter, from a fresh reading; the one
+-- it replaces is closed.
+local function restart(st, ct)
+  if st.meter then st.meter:close() end
+  local meter, err = rates.new(ct, { by = st.keys, filter = current_filter(st), zero = st.zero, sort = st.sort })
+  if not meter then errors.failure("Operation failed: " .. tostring(err)) end
+  st.meter = meter
+  return now() + st.interval
 end
 
 -- ---- drawing ----
 
-local function rate(v)
-  return ("%.0f"):format(v)
-end
+local RATES = { "bytes_per_s", "packets_per_s", "orig_bytes_per_s", "reply_bytes_per_s" }
 
 -- The text of one frame: a status line, the header, the rows (at most n).
-local function frame(st, cur, list, sort, n)
+local function frame(st, info, list, n)
+  local sort = info.counters and st.sort or "flows"
   local lines = {}
   lines[1] = ("lua-conntrack --live  every %gs  %s  sort: %s  flows: %d  groups: %d%s%s"):format(
-    st.interval, st.group_by and st.grouping == st.group_by and "by " .. st.grouping or
-    (st.grouping == FLOW_KEYS and "per flow" or "by " .. st.grouping), sort == "flows" and "flows" or sort .. "/s",
-    cur.flows, #list, st.expr and ("  where: " .. st.expr) or "", st.paused and "  [paused]" or "")
-  if not cur.counters then
+    st.interval, st.grouping == FLOW_KEYS and "per flow" or "by " .. st.grouping,
+    sort == "flows" and "flows" or sort .. "/s", info.flows, #list, st.expr and ("  where: " .. st.expr) or "",
+    st.paused and "  [paused]" or "")
+  if not info.counters then
     lines[#lines + 1] = "no packet and byte counters (accounting is off: sysctl -w net.netfilter.nf_conntrack_acct=1)"
   end
   if st.message then lines[#lines + 1] = st.message end
@@ -172,18 +80,16 @@ local function frame(st, cur, list, sort, n)
   for i, c in ipairs(st.columns) do names[i] = c end
   local nkeys = #names
   names[#names + 1] = "flows"
-  if cur.counters then
+  if info.counters then
     for _, c in ipairs{ "bytes/s", "packets/s", "orig_bytes/s", "reply_bytes/s" } do names[#names + 1] = c end
   end
   local table_rows = { names }
   for i = 1, math.min(#list, n) do
     local r, row = list[i], {}
-    for j, spec in ipairs(st.specs) do
-      row[j] = text_of(cut(r.values[spec.field], spec))
-    end
+    for j, c in ipairs(st.columns) do row[j] = rates.text_of(r[c]) end
     row[#row + 1] = tostring(r.flows)
-    if cur.counters then
-      for _, s in ipairs{ "bytes", "packets", "orig_bytes", "reply_bytes" } do row[#row + 1] = rate(r[s]) end
+    if info.counters then
+      for _, s in ipairs(RATES) do row[#row + 1] = ("%.0f"):format(r[s]) end
     end
     table_rows[#table_rows + 1] = row
   end
@@ -204,30 +110,27 @@ end
 
 -- A reading as one JSON object: when, and the groups (at most n) with their
 -- keys by field name, flows and, with accounting, rates per second.
-local RATES = { "bytes", "packets", "orig_bytes", "reply_bytes", "orig_packets", "reply_packets" }
 local FRAME_KEYS = { "time", "interval", "sort", "flows", "counters" }
 
-local function frame_json(st, cur, list, sort, n)
+local function frame_json(st, info, list, n)
   local keys = {}
   for i, c in ipairs(st.columns) do keys[i] = c end
   keys[#keys + 1] = "flows"
-  if cur.counters then
-    for _, s in ipairs(RATES) do keys[#keys + 1] = s .. "_per_s" end
+  if info.counters then
+    for _, s in ipairs(rates.RATES) do keys[#keys + 1] = s end
   end
   local groups = {}
   for i = 1, math.min(#list, n) do
     local r, g = list[i], { flows = list[i].flows }
-    for j, spec in ipairs(st.specs) do
-      local v = cut(r.values[spec.field], spec)
-      g[st.columns[j]] = type(v) == "table" and text_of(v) or v
-    end
-    if cur.counters then
-      for _, s in ipairs(RATES) do g[s .. "_per_s"] = tonumber(("%.3f"):format(r[s])) end
+    for _, c in ipairs(st.columns) do g[c] = top.json_value(r[c]) end
+    if info.counters then
+      for _, s in ipairs(rates.RATES) do g[s] = tonumber(("%.3f"):format(r[s])) end
     end
     groups[i] = json.object(g, keys)
   end
-  local head = json.object({ time = tonumber(("%.3f"):format(cur.time)), interval = st.interval, sort = sort,
-                             flows = cur.flows, counters = cur.counters and true or false }, FRAME_KEYS)
+  local head = json.object({ time = tonumber(("%.3f"):format(info.time)), interval = st.interval,
+                             sort = info.counters and st.sort or "flows", flows = info.flows,
+                             counters = info.counters }, FRAME_KEYS)
   return head:sub(1, -2) .. ',"groups":[' .. table.concat(groups, ",") .. "]}"
 end
 
@@ -308,6 +211,7 @@ local function on_key(st, key, term)
     local i = 1
     while SORTS[i] ~= st.sort and i <= #SORTS do i = i + 1 end
     st.sort = SORTS[i % #SORTS + 1] or "bytes"
+    st.meter.sort = st.sort
     return "redraw"
   end
   if key == "g" then
@@ -336,32 +240,27 @@ function M.run(cmd, ct, filter)
   set_grouping(st, st.grouping)
   local out = output.out()
   local term = not cmd.output.json and is_terminal() and Terminal.open(out) or nil
-  local sub = assert(ct:events{ "destroy", filter = filter })
   local n = cmd.top
 
   local loop = compat.interruptible(function()
-    st.ended = {}
-    local prev = reading(st, ct)
-    local next_tick = prev.time + st.interval
-    local last_frame
+    local next_tick = restart(st, ct)
+    local last
     while true do
       local wait = next_tick - now()
       if wait <= 0 then
         next_tick = math.max(next_tick + st.interval, now())
         if not st.paused then
-          local cur = reading(st, ct)
-          local list, sort = rows(st, prev, cur)
-          st.ended, st.ended_counters, prev = {}, nil, cur
+          local list, info = st.meter:read()
+          if not list then errors.failure("Operation failed: " .. tostring(info)) end
+          last = { list = list, info = info }
           if term then
-            local rows_n = term:size()
-            last_frame = { cur = cur, list = list, sort = sort }
-            term:draw(frame(st, cur, list, sort, math.min(n or math.huge, rows_n - 4)))
+            term:draw(frame(st, info, list, math.min(n or math.huge, term:size() - 4)))
           else
             local text
             if cmd.output.json then
-              text = frame_json(st, cur, list, sort, n or math.huge) .. "\n"
+              text = frame_json(st, info, list, n or math.huge) .. "\n"
             else
-              local lines = frame(st, cur, list, sort, n or math.huge)
+              local lines = frame(st, info, list, n or math.huge)
               lines[1] = os.date("%H:%M:%S ") .. lines[1]
               text = table.concat(lines, "\n") .. "\n\n"
             end
@@ -370,21 +269,16 @@ function M.run(cmd, ct, filter)
           end
         end
       else
-        local kind, flow = sub:next(math.min(wait, 0.05))
-        if kind == "destroy" and not st.paused then ended(st, flow) end
+        -- paused, what it takes is dropped: resuming starts a new meter
+        st.meter:pump(math.min(wait, 0.05))
         local key = term and term:key()
         if key then
           local what = on_key(st, key, term)
           if what == "quit" then return end
-          if what == "reset" then
-            st.ended = {}
-            prev = reading(st, ct)
-            next_tick = prev.time + st.interval
-          end
-          if what == "redraw" and last_frame then
-            local sort = last_frame.cur.counters and st.sort or "flows"
-            term:draw(frame(st, last_frame.cur, M.sorted(last_frame.list, sort), sort,
-                            math.min(n or math.huge, term:size() - 4)))
+          if what == "reset" then next_tick = restart(st, ct) end
+          if what == "redraw" and last then
+            rates.sorted(last.list, last.info.counters and st.sort or "flows")
+            term:draw(frame(st, last.info, last.list, math.min(n or math.huge, term:size() - 4)))
           end
         end
       end
@@ -392,7 +286,7 @@ function M.run(cmd, ct, filter)
   end)
   local ok, err = pcall(loop)
   if term then term:restore() end
-  sub:close()
+  if st.meter then st.meter:close() end
   if not ok and not errors.interrupted(err) then error(err, 0) end
   return 0
 end

@@ -70,8 +70,8 @@ local LEGAL = {
   CT_COUNT   = {}, EXP_COUNT = {}, CT_STATS = {}, EXP_STATS = {},
   CT_ADD     = { 3,3,3,3,1,1,2,0,0,0,0,0,0,2,2,0,0,2,2,0,0,0,0,2,0,2,0,2,2 },
 }
--- --live takes -L's filters and -o json (not -z)
-LEGAL.CT_LIVE = { 2,2,2,2,2,0,2,0,0,0,0,2,2,0,2,0,2,2,2,2,2,0,2,2,2,0,0,2,2 }
+-- --live takes -L's filters, -z and -o json
+LEGAL.CT_LIVE = { 2,2,2,2,2,0,2,2,0,0,0,2,2,0,2,0,2,2,2,2,2,0,2,2,2,0,0,2,2 }
 
 -- What only lua-conntrack has, and where it makes sense.
 local EXTENSIONS = {

@@ -35,7 +35,8 @@ local function text_of(v)
   return table.concat(flags, ",")
 end
 
-local function json_value(v)
+-- A key's value for JSON: status flags as a list of names, in bit order.
+function M.json_value(v)
   if type(v) ~= "table" then return v end
   local flags = {}
   for _, name in ipairs(conntrack.status_flags) do
@@ -87,7 +88,7 @@ local function print_json(out, columns, groups, summary)
   for _, s in ipairs(SUMS) do order[#order + 1] = s end
   for _, g in ipairs(groups) do
     local t = {}
-    for k, v in pairs(g) do t[k] = json_value(v) end
+    for k, v in pairs(g) do t[k] = M.json_value(v) end
     out:write(json.object(t, order), "\n")
   end
   if summary.other then
