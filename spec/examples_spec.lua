@@ -118,29 +118,7 @@ local function track_and_count_loopback()
   accounting(1)
 end
 
--- UDP datagrams over loopback from a socket of their own: `count` of `size`
--- bytes, answered by `replies` of `reply_size`. Returns the client's port
--- and the server's. (A datagram is its payload + 8 (UDP) + 20 (IPv4) bytes.)
-local function udp_exchange(count, size, replies, reply_size)
-  local server = assert(socket.udp())
-  assert(server:setsockname("127.0.0.1", 0))
-  local _, server_port = server:getsockname()
-  local client = assert(socket.udp())
-  assert(client:setsockname("127.0.0.1", 0))
-  local _, client_port = client:getsockname()
-  server:settimeout(2)
-  client:settimeout(2)
-  for _ = 1, count do
-    assert(client:sendto(("x"):rep(size), "127.0.0.1", server_port))
-    assert(server:receivefrom())
-  end
-  for _ = 1, replies or 0 do
-    assert(server:sendto(("y"):rep(reply_size), "127.0.0.1", client_port))
-    assert(client:receivefrom())
-  end
-  client:close(); server:close()
-  return tonumber(client_port), tonumber(server_port)
-end
+local udp_exchange = common.udp_exchange
 
 -- `bytes` bytes over a loopback TCP connection; the client's port and the server's.
 local function tcp_exchange(bytes)

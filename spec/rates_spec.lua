@@ -5,7 +5,7 @@
 local ns = require "spec.helpers.ns"
 local common = require "spec.helpers.common"
 local rates = require "conntrack.rates"
-local socket = require "socket"
+local socket = require "socket"   -- sleep
 
 local cleanup = common.undo
 after_each(common.undo_all)
@@ -16,24 +16,9 @@ local function sh(cmd)
 end
 
 -- `count` UDP datagrams of `size` bytes from 127.0.0.N, answered once with
--- `reply` bytes; the sender's port. (On the wire a datagram is its payload
--- + 28 bytes.)
+-- `reply` bytes; the sender's port
 local function exchange(n, count, size, reply)
-  local server = assert(socket.udp())
-  assert(server:setsockname("127.0.0.1", 0))
-  local _, port = server:getsockname()
-  local client = assert(socket.udp())
-  assert(client:setsockname("127.0.0." .. n, 0))
-  local _, client_port = client:getsockname()
-  client_port = tonumber(client_port)
-  server:settimeout(2)
-  for _ = 1, count do
-    assert(client:sendto(("x"):rep(size), "127.0.0.1", port))
-    assert(server:receivefrom())
-  end
-  if reply then assert(server:sendto(("y"):rep(reply), "127.0.0." .. n, client_port)) end
-  client:close(); server:close()
-  return client_port
+  return (common.udp_exchange(count, size, reply and 1, reply, "127.0.0." .. n))
 end
 
 local function by_key(list, field)

@@ -305,8 +305,6 @@ static int op_delete(lua_State *L)
 	return 1;
 }
 
-static const char *const flush_options[] = { "family", NULL };
-
 /* ct:expect_flush([{ family = }]) -> true | nil, message, errno. The
  * kernel empties the whole expectation table whatever the family asked:
  * those of one family are deleted one by one. */
@@ -314,15 +312,8 @@ static int op_flush(lua_State *L)
 {
 	struct handle *h = lct_check_handle(L, 1);
 	struct nlmsghdr *nlh;
-	int family = 0, rc;
+	int family = lct_check_flush_options(L, 2, "expect_flush"), rc;
 
-	if (!lua_isnoneornil(L, 2)) {
-		lct_check_options(L, 2, "expect_flush", flush_options);
-		lua_pushliteral(L, "family");
-		if (lua_rawget(L, 2) != LUA_TNIL)
-			family = lct_check_family(L, -1, "family");
-		lua_pop(L, 1);
-	}
 	if (family != 0) {
 		lua_settop(L, 1);
 		lua_createtable(L, 0, 1);

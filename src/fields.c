@@ -473,6 +473,22 @@ void lct_check_options(lua_State *L, int idx, const char *op, const char *const 
 	}
 }
 
+/* A flush's options, { family = "ipv4" | "ipv6" } or none: the family, or 0. */
+int lct_check_flush_options(lua_State *L, int idx, const char *op)
+{
+	static const char *const names[] = { "family", NULL };
+	int family = 0;
+
+	if (lua_isnoneornil(L, idx))
+		return 0;
+	lct_check_options(L, idx, op, names);
+	lua_pushliteral(L, "family");
+	if (lua_rawget(L, idx) != LUA_TNIL)
+		family = lct_check_family(L, -1, "family");
+	lua_pop(L, 1);
+	return family;
+}
+
 /* Raises: "bad argument 'KEY': not an option of OP (its options: a, b, c)". */
 int lct_unknown_option(lua_State *L, int key_idx, const char *op, const char *const *names)
 {

@@ -201,6 +201,7 @@ void lct_check_addr(lua_State *L, int idx, const char *key, struct addr *a, int 
 lua_Integer lct_check_list(lua_State *L, int idx, const char *key);   /* a non-empty list's length */
 int  lct_check_proto(lua_State *L, int idx, const char *key);
 int  lct_check_family(lua_State *L, int idx, const char *key);
+int  lct_check_flush_options(lua_State *L, int idx, const char *op);   /* { family = } or none: the family, or 0 */
 struct nfct_bitmask *lct_check_labels(lua_State *L, int idx, const char *key);
 void lct_check_status(lua_State *L, int idx, const char *key, uint32_t *value, uint32_t *mask);
 uint8_t lct_flow_proto(const struct nf_conntrack *ct);

@@ -389,22 +389,13 @@ static int op_delete(lua_State *L)
 	return 1;
 }
 
-static const char *const flush_options[] = { "family", NULL };
-
 /* ct:flush([{ family = }]): with nfgenmsg version 1 the kernel honours the family */
 static int op_flush(lua_State *L)
 {
 	struct handle *h = lct_check_handle(L, 1);
 	struct nlmsghdr *nlh;
-	int family = 0, rc;
+	int family = lct_check_flush_options(L, 2, "flush"), rc;
 
-	if (!lua_isnoneornil(L, 2)) {
-		lct_check_options(L, 2, "flush", flush_options);
-		lua_pushliteral(L, "family");
-		if (lua_rawget(L, 2) != LUA_TNIL)
-			family = lct_check_family(L, -1, "family");
-		lua_pop(L, 1);
-	}
 	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_DELETE, NLM_F_ACK, (uint8_t)family);
 	if ((rc = lct_handle_request(L, h, nlh, NULL, NULL)) < 0)
 		return lct_fail(L, "flush", -rc);

@@ -45,4 +45,32 @@ function M.family(list)
   end
 end
 
+
+-- UDP datagrams over loopback from a socket of their own, bound to `from`
+-- (default 127.0.0.1): `count` of `size` bytes to 127.0.0.1, answered by
+-- `replies` of `reply_size`. Returns the client's port and the server's.
+-- (A datagram is its payload + 8 (UDP) + 20 (IPv4) bytes.)
+function M.udp_exchange(count, size, replies, reply_size, from)
+  local socket = require "socket"
+  from = from or "127.0.0.1"
+  local server = assert(socket.udp())
+  assert(server:setsockname("127.0.0.1", 0))
+  local _, server_port = server:getsockname()
+  local client = assert(socket.udp())
+  assert(client:setsockname(from, 0))
+  local _, client_port = client:getsockname()
+  server:settimeout(2)
+  client:settimeout(2)
+  for _ = 1, count do
+    assert(client:sendto(("x"):rep(size), "127.0.0.1", server_port))
+    assert(server:receivefrom())
+  end
+  for _ = 1, replies or 0 do
+    assert(server:sendto(("y"):rep(reply_size), from, client_port))
+    assert(client:receivefrom())
+  end
+  client:close(); server:close()
+  return tonumber(client_port), tonumber(server_port)
+end
+
 return M

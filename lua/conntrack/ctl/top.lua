@@ -7,6 +7,7 @@
 local conntrack = require "conntrack"
 local json = require "conntrack.ctl.json"
 local output = require "conntrack.ctl.output"
+local rates = require "conntrack.rates"
 
 local M = {}
 
@@ -26,14 +27,7 @@ function M.keys(text)
 end
 
 -- A key's value as text: status flags joined by "," in bit order.
-local function text_of(v)
-  if type(v) ~= "table" then return v == nil and "-" or tostring(v) end
-  local flags = {}
-  for _, name in ipairs(conntrack.status_flags) do
-    if v[name] then flags[#flags + 1] = name end
-  end
-  return table.concat(flags, ",")
-end
+local text_of = rates.text_of
 
 -- A key's value for JSON: status flags as a list of names, in bit order.
 function M.json_value(v)
