@@ -100,7 +100,8 @@ static int is_conntrack(const struct nlmsghdr *nlh)
 }
 
 /* The next flow that passes the C filter: 1 and *msg, the flow parsed into
- * d->scratch if `parse` (else only checked); 0 at the end of the table. */
+ * d->scratch if `parse`, else checked (for a line) or only its top level
+ * indexed (a flow, checked when read); 0 at the end of the table. */
 static int next_flow(lua_State *L, struct dump *d, const struct nlmsghdr **msg, int parse)
 {
 	int rc;
@@ -115,7 +116,8 @@ static int next_flow(lua_State *L, struct dump *d, const struct nlmsghdr **msg, 
 		if (!is_conntrack(*msg))
 			continue;
 		if (!parse) {
-			if (msg_check_index(*msg, d->tb, CTA_LABELS) < 0)
+			if ((d->lines ? msg_check_index(*msg, d->tb, CTA_LABELS)
+			              : msg_index_top(*msg, d->tb, CTA_LABELS)) < 0)
 				return dump_fail(L, d, -EBADMSG);
 			return 1;
 		}

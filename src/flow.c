@@ -112,7 +112,8 @@ struct flow *lct_flow_push_unparsed(lua_State *L, const struct nlmsghdr *nlh, co
 	return fl;
 }
 
-/* The flow's message parsed into its place (as msg_parse does): 0, or -1. */
+/* The flow's message checked and parsed into its place (as msg_parse does):
+ * 0, or -1 (the message is left as it was). */
 static int parse_raw(struct flow *fl)
 {
 	uint64_t raw[FLOW_RAW_MAX / 8];
@@ -121,6 +122,8 @@ static int parse_raw(struct flow *fl)
 	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
 
 	memcpy(raw, ct, fl->raw);
+	if (msg_check(nlh) < 0)
+		return -1;
 	memset(ct, 0, msg_ct_size());
 	if (msg_parse_fast(nlh, ct) != 0) {
 		memset(ct, 0, msg_ct_size());

@@ -310,7 +310,7 @@ int  lct_push_line(lua_State *L, const struct nf_conntrack *ct, unsigned int pty
 /* NULL (nothing pushed) if the scratch was freed meanwhile, see flow.c */
 struct flow *lct_flow_adopt(lua_State *L, struct nf_conntrack **scratch);
 struct flow *lct_flow_adopt_mt(lua_State *L, struct nf_conntrack **scratch, int mt);
-/* NULL (nothing pushed) if the message, checked and indexed (msg_check_index), cannot wait */
+/* NULL (nothing pushed) if the message, indexed (msg_index_top), cannot wait */
 struct flow *lct_flow_push_unparsed(lua_State *L, const struct nlmsghdr *nlh, const struct nlattr *const *tb, int mt);
 int  lct_scratch_ready(struct nf_conntrack **scratch);
 struct nf_conntrack *lct_check_flow(lua_State *L, int idx);
@@ -355,6 +355,7 @@ void lct_expect_open(lua_State *L, int module);
 /* ---- validate.c: a message checked against the parser's layout, no Lua ---- */
 int  msg_check(const struct nlmsghdr *nlh);      /* family and every attribute: 0, or -1 */
 int  msg_check_index(const struct nlmsghdr *nlh, const struct nlattr **tb, int tb_max);   /* and its attributes */
+int  msg_index_top(const struct nlmsghdr *nlh, const struct nlattr **tb, int tb_max);   /* top level only */
 int  msg_validate(const struct nlmsghdr *nlh);
 int  msg_check_expect(const struct nlmsghdr *nlh);   /* an expectation's message: 0, or -1 */
 int  msg_event_time(const struct nlmsghdr *nlh, double *t);   /* the kernel's time of an event: 1, or 0 */

@@ -206,6 +206,23 @@ int msg_check_index(const struct nlmsghdr *nlh, const struct nlattr **tb, int tb
 	return 0;
 }
 
+/* The top level of a flow's message indexed as msg_check_index does, its
+ * attributes' framing checked but not their contents: for a flow that may
+ * never be read (a counting loop), checked whole when it is (msg_check). */
+int msg_index_top(const struct nlmsghdr *nlh, const struct nlattr **tb, int tb_max)
+{
+	static const struct rule none[1];
+	static const struct level top = { 0, none, 0 };
+	const struct nfgenmsg *nfh = mnl_nlmsg_get_payload(nlh);
+	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
+
+	memset(tb, 0, sizeof(*tb) * (size_t)(tb_max + 1));
+	if (nlh->nlmsg_len < head || (nfh->nfgen_family != AF_INET && nfh->nfgen_family != AF_INET6) ||
+	    validate_as(nlh, &top, tb, (unsigned int)tb_max) < 0)
+		return -1;
+	return 0;
+}
+
 /* The same for a message of the expectation table (the library's parser of
  * expectations reads tuples with the flows' code, and exits alike). */
 int msg_check_expect(const struct nlmsghdr *nlh)
