@@ -19,7 +19,7 @@ WARN      = -Wall -Wextra $(WERROR) -std=gnu11 -fPIC -fvisibility=hidden
 # luarocks passes its own LUA_CFLAGS
 LUA_CFLAGS ?= $(shell pkg-config --cflags $(LUA))
 CPPFLAGS += $(LUA_CFLAGS) $(shell pkg-config --cflags libnetfilter_conntrack libmnl)
-LIBS      = $(shell pkg-config --libs libnetfilter_conntrack libmnl)
+LIBS      = $(shell pkg-config --libs libnetfilter_conntrack libmnl) -pthread
 OBJS      = $(patsubst src/%.c,$(OBJDIR)/src/%.o,$(wildcard src/*.c))
 BUSTED   ?= busted --lua=$(LUA)
 PREFIX   ?= /usr/local

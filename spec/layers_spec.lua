@@ -9,7 +9,7 @@ local ns = require "spec.helpers.ns"
 
 -- LCT_OBJ_DIR: where make put the objects of the module under test
 local OBJECTS = (os.getenv("LCT_OBJ_DIR") or "build/lua5.4") .. "/src"
-local MESSAGE_LAYER = { "names", "nl", "parse", "validate", "format", "view", "json" }
+local MESSAGE_LAYER = { "names", "nl", "receive", "ahead", "parse", "validate", "format", "view", "json" }
 
 -- { file = { symbols it defines }, ... } and { file = { symbols it uses } }
 local function symbols()

@@ -344,7 +344,7 @@ static int op_count(lua_State *L)
 {
 	struct handle *h = lct_check_handle(L, 1);
 	unsigned long n = 0;
-	struct nl nl = { NULL, 0, 0 };
+	struct nl nl = { NULL, 0, 0, NULL };
 	char *buf = lct_handle_buf(h);
 	int rc;
 

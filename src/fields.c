@@ -13,7 +13,7 @@
 #define CL (CAP_CREATE | CAP_LOOKUP)
 #define CU (CAP_CREATE | CAP_UPDATE)
 const struct field lct_fields[FIELD_COUNT] = {
-	[FIELD_FAMILY]        = { "family",        K_FAMILY, ATTR_L3PROTO, 0, CL | CAP_KERNEL_DELETE | CAP_MESSAGE },
+	[FIELD_FAMILY]        = { "family",        K_FAMILY, ATTR_L3PROTO, 0, CL | CAP_MESSAGE },
 	[FIELD_PROTO]         = { "proto",         K_PROTO,  ATTR_L4PROTO, 0, CL | CAP_SOCKET },
 	[FIELD_ORIG_SRC]      = { "orig_src",      K_ADDR,   ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV6_SRC,
 	                          CL | CAP_MESSAGE | CAP_SOCKET },
@@ -36,7 +36,7 @@ const struct field lct_fields[FIELD_COUNT] = {
 	[FIELD_REPLY_VTAG]    = { "reply_vtag",    K_U32,    ATTR_SCTP_VTAG_REPL, 0, CL },
 	[FIELD_STATUS]        = { "status",        K_STATUS, ATTR_STATUS, 0, CU },
 	[FIELD_TIMEOUT]       = { "timeout",       K_U32,    ATTR_TIMEOUT, 0, CU },
-	[FIELD_MARK]          = { "mark",          K_U32,    ATTR_MARK, 0, CU | CAP_KERNEL_DELETE },
+	[FIELD_MARK]          = { "mark",          K_U32,    ATTR_MARK, 0, CU | CAP_MESSAGE },
 	[FIELD_SECMARK]       = { "secmark",       K_U32,    ATTR_SECMARK, 0, CAP_CREATE },
 	[FIELD_USE]           = { "use",           K_U32,    ATTR_USE, 0, 0 },
 	[FIELD_ID]            = { "id",            K_U32,    ATTR_ID, 0, 0 },
@@ -371,36 +371,42 @@ void lct_field_push(lua_State *L, const struct nf_conntrack *ct, int field)
 	default:
 		if (!lct_field_read_u64(ct, field, &v))
 			break;
-		switch (f->kind) {
-		case K_FAMILY:
-			if (v == AF_INET)       lua_pushliteral(L, "ipv4");
-			else if (v == AF_INET6) lua_pushliteral(L, "ipv6");
-			else                    lct_push_uint(L, v);
-			return;
-		case K_PROTO: {
-			const char *name = msg_proto_name((uint8_t)v);
-			if (name) lua_pushstring(L, name);
-			else      lct_push_uint(L, v);
-			return;
-		}
-		case K_STATE: {
-			const char *name = msg_state_name(lct_flow_proto(ct), (unsigned)v);
-			if (name) lua_pushstring(L, name);
-			else      lct_push_uint(L, v);
-			return;
-		}
-		case K_STATUS:
-			push_status(L, (uint32_t)v);
-			return;
-		case K_NAT:
-			lua_pushboolean(L, v != 0);
-			return;
-		default:
-			lct_push_uint(L, v);
-			return;
-		}
+		lct_field_push_number(L, field, v, f->kind == K_STATE ? lct_flow_proto(ct) : 0);
+		return;
 	}
 	lua_pushnil(L);
+}
+
+/* Pushes the value v of a field read as a number (host order), as a flow
+ * reads it: names for a family, protocol or state (of protocol proto),
+ * a table of flags for a status, a boolean for NAT. */
+void lct_field_push_number(lua_State *L, int field, uint64_t v, uint8_t proto)
+{
+	const char *name;
+
+	switch (lct_fields[field].kind) {
+	case K_FAMILY:
+		if (v == AF_INET)       lua_pushliteral(L, "ipv4");
+		else if (v == AF_INET6) lua_pushliteral(L, "ipv6");
+		else                    lct_push_uint(L, v);
+		return;
+	case K_PROTO:
+		if ((name = msg_proto_name((uint8_t)v)) != NULL) lua_pushstring(L, name);
+		else                                              lct_push_uint(L, v);
+		return;
+	case K_STATE:
+		if ((name = msg_state_name(proto, (unsigned)v)) != NULL) lua_pushstring(L, name);
+		else                                                      lct_push_uint(L, v);
+		return;
+	case K_STATUS:
+		push_status(L, (uint32_t)v);
+		return;
+	case K_NAT:
+		lua_pushboolean(L, v != 0);
+		return;
+	default:
+		lct_push_uint(L, v);
+	}
 }
 
 /* ---- checking Lua values; errors name the argument and the value ---- */

@@ -423,21 +423,6 @@ int lct_filter_is_empty(const struct filter *f)
 	return f->nterms == 0 && f->nany == 0;
 }
 
-/* Every term one value the kernel selects exactly by (caps), nothing else. */
-int lct_filter_kernel_exact(const struct filter *f, unsigned int caps)
-{
-	int i;
-
-	if (f->nany > 0)
-		return 0;
-	for (i = 0; i < f->nterms; i++) {
-		const struct term *t = &f->terms[i];
-		if (!t->single || t->field == FIELD_ADDR || !(lct_fields[t->field].caps & caps))
-			return 0;
-	}
-	return 1;
-}
-
 /* What the kernel filters exactly; the family travels in the nfgenmsg header. */
 void lct_filter_to_request(const struct filter *f, struct nlmsghdr *nlh)
 {

@@ -11,8 +11,6 @@
 
 #include "lct.h"
 
-#define FLOW_HEADER ((sizeof(struct flow) + 15) & ~(size_t)15)
-
 /* Flows have one of two metatables, alike but for __gc: a flow whose
  * nf_conntrack owns heap memory has LCT_FLOW's, whose __gc frees it; one
  * that embeds it has LCT_FLOW_PLAIN's, without a finalizer, so that the
@@ -38,7 +36,7 @@ static void init_flow(lua_State *L, struct flow *fl, int embedded, int mt)
 
 struct flow *lct_flow_new(lua_State *L)
 {
-	struct flow *fl = lua_newuserdatauv(L, FLOW_HEADER + msg_ct_size(), 0);
+	struct flow *fl = lua_newuserdatauv(L, LCT_FLOW_HEADER + msg_ct_size(), 0);
 
 	init_flow(L, fl, 0, 0);
 	return fl;
@@ -75,7 +73,7 @@ struct flow *lct_flow_adopt_mt(lua_State *L, struct nf_conntrack **scratch, int 
 	int heap;
 
 	mt = mt ? lua_absindex(L, mt) : 0;
-	fl = lua_newuserdatauv(L, FLOW_HEADER + msg_ct_size(), 0);
+	fl = lua_newuserdatauv(L, LCT_FLOW_HEADER + msg_ct_size(), 0);
 	if (*scratch == NULL) {
 		lua_pop(L, 1);
 		return NULL;
@@ -86,54 +84,28 @@ struct flow *lct_flow_adopt_mt(lua_State *L, struct nf_conntrack **scratch, int 
 		fl->ct = *scratch;
 		*scratch = NULL;
 	} else {
-		fl->ct = (struct nf_conntrack *)((char *)fl + FLOW_HEADER);
+		fl->ct = (struct nf_conntrack *)((char *)fl + LCT_FLOW_HEADER);
 		memcpy(fl->ct, *scratch, msg_ct_size());
 	}
 	return fl;
 }
 
-/* A flow of a loop that may never read it (a count) keeps its message and
- * is parsed when first read, in place: its message must fit there, and
- * carry nothing whose parse owns heap memory. */
-#define FLOW_RAW_MAX 512
-
+/* A flow that may never be read keeps its message (its top level checked
+ * and indexed in tb) in its place, to be read or parsed there (flow_raw.c):
+ * it must fit beside its view, and carry nothing whose parse owns heap
+ * memory. NULL (nothing pushed) where it cannot wait. */
 struct flow *lct_flow_push_unparsed(lua_State *L, const struct nlmsghdr *nlh, const struct nlattr *const *tb, int mt)
 {
 	struct flow *fl;
 
-	if (nlh->nlmsg_len > FLOW_RAW_MAX || nlh->nlmsg_len > msg_ct_size() || tb[CTA_LABELS] || tb[CTA_SECCTX] ||
-	    tb[CTA_HELP])
+	if (nlh->nlmsg_len > lct_flow_raw_room() || tb[CTA_LABELS] || tb[CTA_SECCTX] || tb[CTA_HELP])
 		return NULL;
 	mt = mt ? lua_absindex(L, mt) : 0;
-	fl = lua_newuserdatauv(L, FLOW_HEADER + msg_ct_size(), 0);
+	fl = lua_newuserdatauv(L, LCT_FLOW_HEADER + msg_ct_size(), 0);
 	init_flow(L, fl, 1, mt);
-	memcpy((char *)fl + FLOW_HEADER, nlh, nlh->nlmsg_len);
-	fl->raw = (uint16_t)nlh->nlmsg_len;
+	memcpy((char *)fl + LCT_FLOW_HEADER, nlh, nlh->nlmsg_len);
+	lct_flow_raw_hold(fl, nlh->nlmsg_len);
 	return fl;
-}
-
-/* The flow's message checked and parsed into its place (as msg_parse does):
- * 0, or -1 (the message is left as it was). */
-static int parse_raw(struct flow *fl)
-{
-	uint64_t raw[FLOW_RAW_MAX / 8];
-	const struct nlmsghdr *nlh = (const struct nlmsghdr *)raw;
-	struct nf_conntrack *ct = (struct nf_conntrack *)((char *)fl + FLOW_HEADER);
-	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
-
-	memcpy(raw, ct, fl->raw);
-	if (msg_check(nlh) < 0)
-		return -1;
-	memset(ct, 0, msg_ct_size());
-	if (msg_parse_fast(nlh, ct) != 0) {
-		memset(ct, 0, msg_ct_size());
-		if (nfct_payload_parse((const char *)nlh + head, nlh->nlmsg_len - head,
-		                       ((const struct nfgenmsg *)mnl_nlmsg_get_payload(nlh))->nfgen_family, ct) < 0)
-			return -1;
-	}
-	fl->raw = 0;
-	fl->ct = ct;
-	return 0;
 }
 
 struct flow *lct_flow_adopt(lua_State *L, struct nf_conntrack **scratch)
@@ -168,7 +140,7 @@ struct nf_conntrack *lct_check_flow(lua_State *L, int idx)
 	if (fl == NULL)
 		fl = luaL_checkudata(L, idx, LCT_FLOW);   /* raises the usual error */
 
-	if (fl->ct == NULL && fl->raw && parse_raw(fl) < 0)
+	if (fl->ct == NULL && fl->raw && lct_flow_parse_raw(fl) < 0)
 		luaL_error(L, "malformed flow");
 	if (fl->ct == NULL)
 		luaL_argerror(L, idx, "empty flow");
@@ -194,15 +166,20 @@ static int flow_index(lua_State *L)
 	int is_flow = fl != NULL && lua_getmetatable(L, 1) &&
 	              (lua_rawequal(L, -1, lua_upvalueindex(4)) || lua_rawequal(L, -1, lua_upvalueindex(3)));
 
-	if (is_flow && fl->ct == NULL && fl->raw && parse_raw(fl) < 0)
-		return luaL_error(L, "malformed flow");
-	if (!is_flow || fl->ct == NULL)
+	if (!is_flow || (fl->ct == NULL && !fl->raw))
 		lct_check_flow(L, 1);   /* raises the usual error */
 	lua_pushvalue(L, 2);
 	if (lua_rawget(L, lua_upvalueindex(2)) == LUA_TNUMBER) {
-		lct_field_push(L, fl->ct, (int)lua_tointeger(L, -1));
+		int field = (int)lua_tointeger(L, -1);
+		/* a flow still held as its message is read from it while it can be */
+		if (fl->ct == NULL && !lct_flow_raw_field(L, fl, field) && lct_flow_parse_raw(fl) < 0)
+			return luaL_error(L, "malformed flow");
+		if (fl->ct != NULL)
+			lct_field_push(L, fl->ct, field);
 		return 1;
 	}
+	if (fl->ct == NULL && lct_flow_parse_raw(fl) < 0)
+		return luaL_error(L, "malformed flow");
 	lua_pushvalue(L, 2);
 	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
 		return 1;

@@ -388,3 +388,27 @@ int lct_key_push(lua_State *L, const struct key_part *p, const unsigned char *sl
 		lct_push_uint(L, v);
 	return 1;
 }
+
+/* Pushes a field of a message's view as the parsed flow reads it: the key
+ * of the whole field, read back. 0 (nothing pushed) for what a view does
+ * not hold (labels, the helper, the security context). */
+int lct_field_push_view(lua_State *L, const struct msg_view *v, int field)
+{
+	struct key_part p = { field, 32, 128, 0, 0 };
+	unsigned char slot[2 + 32];   /* a field's largest slot */
+	char text[INET6_ADDRSTRLEN];
+
+	if (lct_fields[field].kind == K_LABELS || lct_fields[field].kind == K_STRING)
+		return 0;
+	memset(slot, 0, sizeof(slot));
+	lct_key_from_view(&p, v, slot);
+	if (slot[0] == 0)
+		lua_pushnil(L);
+	else if (lct_fields[field].kind == K_ADDR)
+		lua_pushlstring(L, text, (size_t)(msg_addr_text(text, slot[0], slot + 2) - text));
+	else if (lct_fields[field].kind == K_STATE)
+		lct_field_push_number(L, field, get_u64(slot + 2), slot[1]);
+	else
+		lct_field_push_number(L, field, get_u64(slot + 1), 0);
+	return 1;
+}

@@ -189,6 +189,7 @@ int lct_request_dump(struct nl *nl, struct nl_reply *r, int netns_fd, char *buf,
 	if ((rc = nl_send(nl, nlh)) < 0)
 		return rc;
 	nl_reply_init(r, nl, buf, LCT_RECV_SIZE);
+	r->read_ahead = 1;
 	return 0;
 }
 

@@ -64,10 +64,12 @@ static inline void lct_new_class(lua_State *L, const char *name, const luaL_Reg 
 #define LCT_REQUEST_MAX 4096
 
 /* ---- nl.c: netlink, no Lua. Functions return 0/1 or -errno. ---- */
+struct ahead;
 struct nl {
 	struct mnl_socket *sock;
 	unsigned int portid;
 	unsigned int seq;          /* sequence number of the last request */
+	struct ahead *ahead;       /* a dump's reader thread (ahead.c), or NULL; set while sock is */
 };
 
 /* Walks the datagrams answering one request; each data message is handed out once. */
@@ -77,6 +79,8 @@ struct nl_reply {
 	char *buf;
 	size_t cap, len, off;
 	int done;
+	int read_ahead;            /* a dump's: its datagrams may be received ahead (ahead.c) */
+	unsigned long received;    /* datagrams */
 };
 
 /* Many requests sent at once; each one asks for and gets its own ack. */
@@ -101,6 +105,11 @@ ssize_t nl_receive(struct nl *nl, char *buf, size_t cap, int flags);
 void nl_reply_init(struct nl_reply *r, struct nl *nl, char *buf, size_t cap);
 int  nl_reply_next(struct nl_reply *r, const struct nlmsghdr **msg);
 int  nl_reply_buffered(const struct nl_reply *r);
+
+/* ---- ahead.c: a dump's datagrams received by a thread while Lua reads ---- */
+int  nl_ahead_start(struct nl *nl, unsigned int seq);   /* 0, or -errno: not started */
+ssize_t nl_ahead_take(struct ahead *a, char *buf);      /* LCT_RECV_SIZE bytes; 0: the thread has ended */
+void nl_ahead_stop(struct ahead *a);
 int  nl_request(struct nl *nl, struct nlmsghdr *nlh, char *buf, size_t cap,
                 int (*cb)(const struct nlmsghdr *, void *), void *data);
 struct nlmsghdr *nl_ct_header(char *buf, uint16_t type, uint16_t flags, uint8_t family);
@@ -161,7 +170,6 @@ enum field_cap {
 	CAP_CREATE = 1,            /* create sets it */
 	CAP_LOOKUP = 2,            /* get's key: the entry's identity */
 	CAP_UPDATE = 4,            /* update changes it */
-	CAP_KERNEL_DELETE = 8,     /* the kernel selects by it exactly and deletes by itself */
 	CAP_MESSAGE = 16,          /* matched on the kernel's message, without parsing it */
 	CAP_SOCKET = 32,           /* events' socket filter (BPF) can decide it */
 };
@@ -193,6 +201,7 @@ void lct_fields_open(lua_State *L, int module);
 int  lct_field_lookup(lua_State *L, int key_idx);       /* field id, or -1 */
 int  lct_field_check_key(lua_State *L, int key_idx);    /* field id, or raises */
 void lct_field_push(lua_State *L, const struct nf_conntrack *ct, int field);
+void lct_field_push_number(lua_State *L, int field, uint64_t v, uint8_t proto);   /* proto: a state's */
 int  lct_field_read_u64(const struct nf_conntrack *ct, int field, uint64_t *v);
 int  lct_field_read_addr(const struct nf_conntrack *ct, int field, struct addr *a);
 void lct_field_set(lua_State *L, int idx, const char *key, struct nf_conntrack *ct, int field);
@@ -262,7 +271,6 @@ struct filter {
 
 const struct filter *lct_filter_parse(lua_State *L, int idx);   /* pushes the compiled filter */
 int  lct_filter_is_empty(const struct filter *f);
-int  lct_filter_kernel_exact(const struct filter *f, unsigned int caps);
 void lct_filter_to_request(const struct filter *f, struct nlmsghdr *nlh);
 void lct_filter_push_where(lua_State *L, int idx);
 
@@ -298,6 +306,8 @@ struct flow {
 	uint32_t portid;           /* an event caused from user space: the sender's port id */
 	uint16_t raw;              /* ct NULL: the bytes of the checked message it holds instead, parsed when read */
 };
+/* The flow's nf_conntrack (or the message it holds instead) follows it. */
+#define LCT_FLOW_HEADER ((sizeof(struct flow) + 15) & ~(size_t)15)
 struct flow *lct_flow_new(lua_State *L);  /* pushes an empty flow */
 struct format {                  /* conntrack's -o, for nfct_snprintf */
 	unsigned int type, flags;
@@ -313,6 +323,13 @@ struct flow *lct_flow_adopt_mt(lua_State *L, struct nf_conntrack **scratch, int 
 /* NULL (nothing pushed) if the message, indexed (msg_index_top), cannot wait */
 struct flow *lct_flow_push_unparsed(lua_State *L, const struct nlmsghdr *nlh, const struct nlattr *const *tb, int mt);
 int  lct_scratch_ready(struct nf_conntrack **scratch);
+
+/* ---- flow_raw.c: a dump's flow held as its message until read ---- */
+#define LCT_FLOW_RAW_MAX 512       /* the largest message held */
+size_t lct_flow_raw_room(void);                                  /* the longest message a flow holds */
+void lct_flow_raw_hold(struct flow *fl, size_t len);              /* it holds one now */
+int  lct_flow_parse_raw(struct flow *fl);                        /* 0, or -1: malformed */
+int  lct_flow_raw_field(lua_State *L, struct flow *fl, int field);   /* 1 pushed, 0: parse it */
 struct nf_conntrack *lct_check_flow(lua_State *L, int idx);
 struct flow *lct_to_flow(lua_State *L, int idx);   /* the flow at idx, or NULL */
 void lct_flow_open(lua_State *L, int module);
@@ -502,6 +519,7 @@ void lct_key_from_view(const struct key_part *p, const struct msg_view *v, unsig
 unsigned int lct_keys_view_parts(const struct keys *k);          /* enum view_part: what the keys read */
 int  lct_key_from_value(lua_State *L, unsigned char *slot);    /* the value at the top: 1, 0 if no key */
 int  lct_key_push(lua_State *L, const struct key_part *p, const unsigned char *slot);   /* 0: absent */
+int  lct_field_push_view(lua_State *L, const struct msg_view *v, int field);   /* 0: not in a view */
 
 /* ---- groups.c: the table of groups, no Lua state ---- */
 struct sums {                      /* [0] original, [1] reply direction */

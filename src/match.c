@@ -1,7 +1,7 @@
 /*
  * match.c: a compiled filter (filter.c) against a parsed flow, or against
- * the kernel's message itself when the filter needs only its addresses and
- * family (no flow object is made then). No Lua: dumps, sweeps and events
+ * the kernel's message itself when the filter needs only its addresses,
+ * family and mark (no flow object is made then). No Lua: dumps, sweeps and events
  * call it on every flow, lists of values and prefixes by binary search.
  */
 #include <arpa/inet.h>
@@ -35,7 +35,7 @@ static int values_has(const struct values *vs, uint64_t v)
 
 struct subject {
 	const struct nf_conntrack *ct;     /* a parsed flow, or NULL: */
-	const struct nlattr *tb[CTA_TUPLE_REPLY + 1];   /* the message's attributes */
+	const struct nlattr *tb[CTA_MARK + 1];   /* the message's attributes */
 	uint8_t family;
 };
 
@@ -74,11 +74,17 @@ static int subject_addr(const struct subject *s, int field, struct addr *a)
 	return message_addr(s->tb, s->family, &lct_fields[field], a);
 }
 
-/* A message gives only its family (lct_filter_on_message sees to it). */
+/* A message gives only its family and mark (lct_filter_on_message sees to it). */
 static int subject_u64(const struct subject *s, int field, uint64_t *v)
 {
 	if (s->ct != NULL)
 		return lct_field_read_u64(s->ct, field, v);
+	if (field == FIELD_MARK) {
+		if (s->tb[CTA_MARK] == NULL)
+			return 0;
+		*v = msg_be32(s->tb[CTA_MARK]);
+		return 1;
+	}
 	if (field != FIELD_FAMILY || s->tb[CTA_TUPLE_ORIG] == NULL)
 		return 0;
 	*v = s->family;
@@ -153,9 +159,9 @@ int lct_filter_match(const struct filter *f, const struct nf_conntrack *ct)
 	return matches(f, &s);
 }
 
-/* Filters of addresses (and the family) alone, in any combination, are
- * matched on the message itself, without parsing it (a delete by prefix, a
- * listing by address). */
+/* Filters of addresses, the family and the mark alone, in any combination,
+ * are matched on the message itself, without parsing it (a delete by prefix
+ * or mark, a listing by address). */
 int lct_filter_on_message(const struct filter *f)
 {
 	int i;
@@ -178,7 +184,7 @@ int lct_filter_match_message(const struct filter *f, const struct nlmsghdr *nlh)
 
 	s.ct = NULL;
 	s.family = ((const struct nfgenmsg *)mnl_nlmsg_get_payload(nlh))->nfgen_family;
-	msg_attrs_of((const char *)nlh + head, (int)(nlh->nlmsg_len - head), s.tb, CTA_TUPLE_REPLY);
+	msg_attrs_of((const char *)nlh + head, (int)(nlh->nlmsg_len - head), s.tb, CTA_MARK);
 	return matches(f, &s);
 }
 

@@ -25,6 +25,7 @@ int nl_open(struct nl *nl, int netns_fd, unsigned int groups)
 	int home = -1, err = 0;
 
 	nl->sock = NULL;
+	nl->ahead = NULL;
 	if (netns_fd >= 0) {
 		home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 		if (home < 0)
@@ -58,6 +59,10 @@ int nl_open(struct nl *nl, int netns_fd, unsigned int groups)
 void nl_close(struct nl *nl)
 {
 	if (nl->sock != NULL) {
+		if (nl->ahead != NULL) {
+			nl_ahead_stop(nl->ahead);
+			nl->ahead = NULL;
+		}
 		mnl_socket_close(nl->sock);
 		nl->sock = NULL;
 	}
@@ -117,40 +122,24 @@ void nl_reply_init(struct nl_reply *r, struct nl *nl, char *buf, size_t cap)
 	r->cap = cap;
 	r->len = r->off = 0;
 	r->done = 0;
+	r->read_ahead = 0;
+	r->received = 0;
 }
 
-/* One datagram into buf, from the kernel only (a user-space sender could
- * forge replies or events). flags: 0, or MSG_DONTWAIT. Its length; 0 if none
- * waits (MSG_DONTWAIT); -EMSGSIZE if it did not fit; -errno. */
-ssize_t nl_receive(struct nl *nl, char *buf, size_t cap, int flags)
-{
-	struct sockaddr_nl addr;
-	struct iovec iov = { .iov_base = buf, .iov_len = cap };
-	/* by name: musl's msghdr has padding members between these */
-	struct msghdr msg = { .msg_name = &addr, .msg_namelen = sizeof(addr), .msg_iov = &iov, .msg_iovlen = 1 };
-	ssize_t n;
-
-	if (nl->sock == NULL)
-		return -EBADF;
-	for (;;) {
-		msg.msg_namelen = sizeof(addr);
-		n = recvmsg(mnl_socket_get_fd(nl->sock), &msg, flags);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
-		}
-		if (msg.msg_flags & MSG_TRUNC)
-			return -EMSGSIZE;
-		if (addr.nl_pid == 0)
-			return n;
-	}
-}
-
-/* The next datagram of a reply: 0, or -errno. */
+/* The next datagram of a reply: 0, or -errno. A dump that goes on past its
+ * first datagram has the rest received ahead, where a thread can. */
 static int receive(struct nl_reply *r)
 {
-	ssize_t n = nl_receive(r->nl, r->buf, r->cap, 0);
+	ssize_t n = 0;
+
+	if (r->read_ahead && r->received == 1 && r->nl->sock != NULL && r->nl->ahead == NULL &&
+	    r->cap >= LCT_RECV_SIZE)
+		nl_ahead_start(r->nl, r->seq);
+	if (r->nl->ahead != NULL)
+		n = nl_ahead_take(r->nl->ahead, r->buf);
+	if (n == 0)
+		n = nl_receive(r->nl, r->buf, r->cap, 0);
+	r->received++;
 
 	if (n < 0)
 		return (int)n;

@@ -2,8 +2,11 @@
  * sweep.c: delete and update by filter. Candidates stream from a dump on
  * their own socket (pre-filtered by the kernel only where it is exact), are
  * verified in C, then by the predicate, and the requests go out in batches on
- * the handle's socket, every acknowledgement counted. A delete by mark alone
- * is left to the kernel, which selects exactly and deletes by itself.
+ * the handle's socket, every acknowledgement counted: the count is what this
+ * call deleted, whatever else changes the table meanwhile. (The kernel's own
+ * delete by mark, one request, reports no count; counting its flows first
+ * cost a dump as long as the sweep's, which the dump's thread (ahead.c) runs
+ * beside the deletes.)
  */
 #include <errno.h>
 #include <string.h>
@@ -224,52 +227,6 @@ static int run_sweep(lua_State *L, struct handle *h, const struct sweep_args *a)
 	return 1;
 }
 
-/* A filter of a mark (and a family) alone: the kernel selects the same flows
- * and deletes them in one request. It reports no count: the count is how much
- * the table shrank meanwhile, never more than the flows that matched just
- * before; exact unless another process deletes flows at the same time. */
-static int kernel_selects(const struct sweep_args *a)
-{
-	if (a->update || a->dry_run || a->filter->has_where || !a->filter->has_mark)
-		return 0;
-	/* one value each: a list, a negation or `any` would widen the delete */
-	return lct_filter_kernel_exact(a->filter, CAP_KERNEL_DELETE);
-}
-
-/* The flows the kernel selects for the filter, counted without parsing them. */
-static int count_selected(lua_State *L, struct handle *h, struct sweep *s, const struct filter *f, uint32_t *n)
-{
-	const struct nlmsghdr *msg;
-	int rc;
-
-	*n = 0;
-	if ((rc = lct_request_dump(&s->dump, &s->reply, lct_handle_netns(L, h), s->buf, IPCTNL_MSG_CT_GET, f)) == 0)
-		while ((rc = nl_reply_next(&s->reply, &msg)) > 0)
-			if (NFNL_MSG_TYPE(msg->nlmsg_type) == IPCTNL_MSG_CT_NEW)
-				(*n)++;
-	nl_close(&s->dump);
-	return rc;
-}
-
-static int kernel_delete(lua_State *L, struct handle *h, const struct sweep_args *a)
-{
-	struct sweep *s = new_sweep(L);
-	struct table_stats before, after;
-	struct nlmsghdr *nlh;
-	uint32_t matched, gone;
-	int rc;
-
-	if ((rc = count_selected(L, h, s, a->filter, &matched)) < 0 || (rc = lct_table_stats(L, h, &before)) < 0)
-		return lct_fail(L, "delete", -rc);
-	nlh = nl_ct_header(lct_handle_buf(h), IPCTNL_MSG_CT_DELETE, NLM_F_ACK, a->filter->family);
-	lct_filter_to_request(a->filter, nlh);
-	if ((rc = lct_handle_request(L, h, nlh, NULL, NULL)) < 0 || (rc = lct_table_stats(L, h, &after)) < 0)
-		return lct_fail(L, "delete", -rc);
-	gone = before.entries <= after.entries ? 0 : before.entries - after.entries;
-	lct_push_uint(L, gone < matched ? gone : matched);
-	return 1;
-}
-
 static const char *const sweep_options[] = { "dry_run", NULL };
 
 static int selects_tcp_only(const struct filter *f)
@@ -319,8 +276,6 @@ int lct_sweep_delete(lua_State *L)
 	struct sweep_args a;
 
 	parse_args(L, 0, &a);
-	if (kernel_selects(&a))
-		return kernel_delete(L, h, &a);
 	return run_sweep(L, h, &a);
 }
 
