@@ -132,9 +132,9 @@ MEMORY_ENV = LCT_LUA=$(LUA) LCT_CHILD_SO_DIR=$(BUILD) LCT_OBJ_DIR=$(OBJDIR)
 VALGRIND_SPECS ?= spec/parse_spec.lua spec/numbers_spec.lua spec/handle_spec.lua spec/filter_spec.lua \
                   spec/dump_spec.lua spec/ops_spec.lua spec/events_spec.lua spec/interrupt_spec.lua spec/hostile_spec.lua \
                   spec/expect_spec.lua spec/json_spec.lua spec/aggregate_spec.lua spec/signals_spec.lua \
-                  spec/policy_spec.lua
+                  spec/policy_spec.lua spec/read_ahead_spec.lua
 VALGRIND_SWEEP ?= --filter="by an IPv4 prefix exactly" --filter="by a predicate alone exactly" \
-                  --filter="the kernel selects. exactly" --filter="by mark and another field exactly" \
+                  --filter="matched on the message. exactly" --filter="by mark and another field exactly" \
                   --filter="the predicate failed after" --filter="lists the flows a delete by an IPv6" \
                   --filter="sets the mark of the matched" --filter="adds a status flag" \
                   --filter="replaces, adds and removes labels"

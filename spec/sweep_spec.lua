@@ -84,9 +84,9 @@ describe("ct:delete(filter)", function()
     { "by fields and a where predicate",
       { proto = "tcp", where = function(flow) return flow.orig_sport % 3 == 0 end },
       function(t) return t.proto == "tcp" and t.orig_sport % 3 == 0 end },
-    { "by mark and mask (the kernel selects)", { mark = { 0x10, 0xf0 } },
+    { "by mark and mask (matched on the message)", { mark = { 0x10, 0xf0 } },
       function(t) return band(t.mark, 0xf0) == 0x10 end },
-    { "by mark, mask and family (the kernel selects)", { family = "ipv6", mark = { 0x10, 0xf0 } },
+    { "by mark, mask and family (matched on the message)", { family = "ipv6", mark = { 0x10, 0xf0 } },
       function(t) return v6(t) and band(t.mark, 0xf0) == 0x10 end },
     { "by an exact mark", { mark = 0x1f }, function(t) return t.mark == 0x1f end },
     { "by mark and another field", { mark = { 0x10, 0xf0 }, proto = "udp" },
@@ -268,7 +268,7 @@ describe("ct:delete(filter)", function()
       check_racing_flush({ family = "ipv4" }, v4)
     end)
 
-    it("never counts more than matched when the kernel deletes by mark during a flush #slow", function()
+    it("never counts more than matched when it deletes by mark during a flush #slow", function()
       check_racing_flush({ mark = { 0x10, 0xf0 } }, function(t) return band(t.mark, 0xf0) == 0x10 end)
     end)
   end)
