@@ -28,12 +28,11 @@
 -- pretended: -U --state of SCTP and DCCP flows. The expectation table's
 -- commands are conntrack/ctl/expect.lua's.
 
+-- (-E's events and -h's help are loaded when asked for: a listing starts sooner)
 local conntrack = require "conntrack"
 local compat = require "conntrack.ctl.compat"
 local addr = require "conntrack.ctl.addr"
 local errors = require "conntrack.ctl.errors"
-local events = require "conntrack.ctl.events"
-local help = require "conntrack.ctl.help"
 local options = require "conntrack.ctl.options"
 local output = require "conntrack.ctl.output"
 local protos = require "conntrack.ctl.protos"
@@ -444,7 +443,7 @@ local function usage_text(cmd)
   if cmd.command == "CT_HELP" and cmd.proto then
     proto_help = ("Proto `%s' help:\n"):format(protos.help_name(cmd.proto, cmd.protonum)) .. cmd.proto.help
   end
-  output.out():write(help.text(cmd.argv0 or output.PROGNAME, conntrack._VERSION, proto_help))
+  output.out():write(require("conntrack.ctl.help").text(cmd.argv0 or output.PROGNAME, conntrack._VERSION, proto_help))
   return 0
 end
 
@@ -454,7 +453,7 @@ local function version()
 end
 
 local function event(cmd, ct, ctx)
-  return events.run(cmd, ct, ctx, M.filter(cmd, "event"))
+  return require("conntrack.ctl.events").run(cmd, ct, ctx, M.filter(cmd, "event"))
 end
 
 -- Each command's handler(cmd, ct, ctx); those in OFFLINE get no handle.
