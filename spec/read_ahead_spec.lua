@@ -8,13 +8,7 @@ local mixed = require "spec.helpers.mixed_flows"
 
 local FLOWS = mixed.generate(3000)   -- about 25 datagrams
 
-local function threads()
-  local n = 0
-  for name in require("lfs").dir("/proc/self/task") do
-    if name ~= "." and name ~= ".." then n = n + 1 end
-  end
-  return n
-end
+local threads = ns.threads
 
 -- The CPUs this process may use (nproc counts its affinity).
 local function cpus()

@@ -191,19 +191,27 @@ int msg_check(const struct nlmsghdr *nlh)
 	return 0;
 }
 
-/* msg_check that also indexes the message's attributes by type into tb
- * (tb_max + 1 slots), as msg_attrs_of would: one walk of the message for
- * both. 0, or -1. */
-int msg_check_index(const struct nlmsghdr *nlh, const struct nlattr **tb, int tb_max)
+/* A message of a family conntrack tracks, checked against level and indexed
+ * into tb (tb_max + 1 slots): 0, or -1. */
+static int check_family_index(const struct nlmsghdr *nlh, const struct level *level, const struct nlattr **tb,
+                              int tb_max)
 {
 	const struct nfgenmsg *nfh = mnl_nlmsg_get_payload(nlh);
 	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
 
 	memset(tb, 0, sizeof(*tb) * (size_t)(tb_max + 1));
 	if (nlh->nlmsg_len < head || (nfh->nfgen_family != AF_INET && nfh->nfgen_family != AF_INET6) ||
-	    validate_as(nlh, &conntrack, tb, (unsigned int)tb_max) < 0)
+	    validate_as(nlh, level, tb, (unsigned int)tb_max) < 0)
 		return -1;
 	return 0;
+}
+
+/* msg_check that also indexes the message's attributes by type into tb
+ * (tb_max + 1 slots), as msg_attrs_of would: one walk of the message for
+ * both. 0, or -1. */
+int msg_check_index(const struct nlmsghdr *nlh, const struct nlattr **tb, int tb_max)
+{
+	return check_family_index(nlh, &conntrack, tb, tb_max);
 }
 
 /* The top level of a flow's message indexed as msg_check_index does, its
@@ -213,14 +221,8 @@ int msg_index_top(const struct nlmsghdr *nlh, const struct nlattr **tb, int tb_m
 {
 	static const struct rule none[1];
 	static const struct level top = { 0, none, 0 };
-	const struct nfgenmsg *nfh = mnl_nlmsg_get_payload(nlh);
-	size_t head = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
 
-	memset(tb, 0, sizeof(*tb) * (size_t)(tb_max + 1));
-	if (nlh->nlmsg_len < head || (nfh->nfgen_family != AF_INET && nfh->nfgen_family != AF_INET6) ||
-	    validate_as(nlh, &top, tb, (unsigned int)tb_max) < 0)
-		return -1;
-	return 0;
+	return check_family_index(nlh, &top, tb, tb_max);
 }
 
 /* The same for a message of the expectation table (the library's parser of

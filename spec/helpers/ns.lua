@@ -76,14 +76,20 @@ function M.pid()
   return pid
 end
 
--- How many file descriptors this process holds: what a leak would raise.
-function M.open_fds()
+-- How many entries a directory of /proc/self has.
+local function entries(dir)
   local n = 0
-  for name in require("lfs").dir("/proc/self/fd") do
+  for name in require("lfs").dir("/proc/self/" .. dir) do
     if name ~= "." and name ~= ".." then n = n + 1 end
   end
   return n
 end
+
+-- How many file descriptors this process holds: what a leak would raise.
+function M.open_fds() return entries("fd") end
+
+-- How many threads this process runs.
+function M.threads() return entries("task") end
 
 -- The Lua under test (`make test LUA=...`), for the processes specs start.
 M.LUA = os.getenv("LCT_LUA") or "lua5.4"
