@@ -156,11 +156,16 @@ int nl_ahead_start(struct nl *nl, unsigned int seq)
 }
 
 /* The next datagram into buf (LCT_RECV_SIZE bytes): its length, -errno, or
- * 0 when the thread has ended with nothing left (receive it directly). */
+ * 0 when the thread has ended with nothing left (receive it directly). A
+ * fork's child that reads on has no thread, nor a lock to trust: it receives
+ * directly from the socket it shares with its parent, as without the thread. */
 ssize_t nl_ahead_take(struct ahead *a, char *buf)
 {
 	ssize_t n;
 	int spins;
+
+	if (a->pid != getpid())
+		return 0;
 
 	/* the next datagram is usually a few microseconds away: waiting for it
 	 * by yielding a while is cheaper than sleeping and being woken */
