@@ -1,8 +1,8 @@
 /*
  * match.c: a compiled filter (filter.c) against a parsed flow, or against
  * the kernel's message itself when the filter needs only its addresses,
- * family and mark (no flow object is made then). No Lua: dumps, sweeps and events
- * call it on every flow, lists of values and prefixes by binary search.
+ * family and mark (no flow object is made then). No Lua: dumps, sweeps and
+ * events call it on every flow, lists of values and prefixes by binary search.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
