@@ -110,7 +110,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 fuzz/%-fuzzer: fuzz/%.c $(wildcard src/*.c) src/lct.h
 	clang $(FUZZ_FLAGS) $(CPPFLAGS) -o $@ $< $(wildcard src/*.c) \
-	  $(shell pkg-config --libs $(LUA) libnetfilter_conntrack libmnl)
+	  $(shell pkg-config --libs $(LUA) libnetfilter_conntrack libmnl) -pthread
 
 fuzz: fuzz/parse-fuzzer fuzz/filter-fuzzer fuzz/differential-fuzzer
 	@for t in parse filter differential; do \
@@ -161,8 +161,10 @@ endif
 # Routers' CPUs and libc, from this machine: i386 Lua 5.1 under qemu (32-bit
 # integers), s390x under qemu (big-endian: every message's outputs equal x86's,
 # the differential target fuzzed there for CROSS_FUZZ_SECONDS), 32-bit
-# big-endian MIPS and musl compiles; what they need is installed first.
-CROSS_PACKAGES = qemu-user-static musl-tools gcc-i686-linux-gnu gcc-s390x-linux-gnu gcc-mips-linux-gnu
+# big-endian MIPS and musl compiles; what they need is installed first (each
+# cross C library named: apt may leave out what a compiler only recommends).
+CROSS_PACKAGES = qemu-user-static musl-tools gcc-i686-linux-gnu libc6-dev-i386-cross gcc-s390x-linux-gnu libc6-dev-s390x-cross \
+                 gcc-mips-linux-gnu libc6-dev-mips-cross
 CROSS_FUZZ_SECONDS ?= 60
 deps-cross:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CROSS_PACKAGES) >/dev/null

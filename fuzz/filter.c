@@ -37,7 +37,6 @@ static int compile(lua_State *L)
 		nfct_set_attr_u16(ct, ATTR_ORIG_PORT_DST, htons(53));
 		lct_filter_match(f, ct);
 		lct_filter_on_message(f);
-		lct_filter_kernel_exact(f, CAP_KERNEL_DELETE);
 		nfct_destroy(ct);
 	}
 	lct_changes_parse(L, 1, &c);
