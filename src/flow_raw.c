@@ -1,8 +1,9 @@
 /*
  * flow_raw.c: a flow of a dump held as the kernel's message (flow.c's
- * lct_flow_push_unparsed) until Lua code needs the library's object. A loop that counts never parses; one that
- * reads fields reads them from the message (view.c), its view kept beside
- * the message; a method, or a message a view declines, parses it in place.
+ * lct_flow_push_unparsed) until Lua code needs the library's object. A loop
+ * that counts never parses; one that reads fields reads them from the
+ * message (view.c), its view kept beside the message; a method, or a
+ * message a view declines, parses it in place.
  */
 #include <string.h>
 #include <linux/netfilter/nfnetlink.h>
