@@ -98,10 +98,13 @@ BENCH_NETNS = unshare -n sh -c 'ip link set lo up && exec "$$@"' bench env LCT_S
 bench/floor: bench/floor.c
 	$(CC) -O2 $(WARN) -o $@ $< $(shell pkg-config --cflags --libs libnetfilter_conntrack libmnl)
 
-bench: $(BUILD)/conntrack.so bench/floor
+bench/delete_floor: bench/delete_floor.c
+	$(CC) -O2 $(WARN) -pthread -o $@ $< $(shell pkg-config --cflags --libs libmnl)
+
+bench: $(BUILD)/conntrack.so bench/floor bench/delete_floor
 	sh bench/with-max.sh $(if $(N),$(N),1000000) $(BENCH_NETNS) $(LUA) bench/run.lua $(N)
 
-bench-quick: $(BUILD)/conntrack.so bench/floor
+bench-quick: $(BUILD)/conntrack.so bench/floor bench/delete_floor
 	$(BENCH_NETNS) $(LUA) bench/run.lua 20000
 
 # Fuzzing (libFuzzer, clang): each target runs FUZZ_SECONDS on its committed
@@ -200,6 +203,6 @@ rock:
 	cd $(DISTDIR) && zip -q $(DIST)-1.src.rock $(DIST)-1.rockspec $(DIST).tar.gz
 
 clean:
-	rm -rf conntrack.so src/*.o build bench/floor fuzz/*-fuzzer fuzz/out
+	rm -rf conntrack.so src/*.o build bench/floor bench/delete_floor fuzz/*-fuzzer fuzz/out
 
 .PHONY: all deps deps-cross demo test check test-all fuzz bench bench-quick check-memory check-asan check-valgrind check-cross install rock clean

@@ -162,7 +162,21 @@ for _, n in ipairs(sizes) do
   end
   local cm = measure("conntrack -D -m 1/1 > /dev/null 2>&1", del_reps, refill)
   row(t, "conntrack -D -m 1/1 (half)", cm)
-  row(t, "ct:delete{ mark = { 1, 1 } }", measure(LUA .. "delete_mark", del_reps, refill), cm)
+  local by_mark = measure(LUA .. "delete_mark", del_reps, refill)
+  assert(tonumber(by_mark.out) == n // 2, "deleted by mark " .. by_mark.out)
+  row(t, "ct:delete{ mark = { 1, 1 } }", by_mark, cm)
+  -- the C floor of the same delete, and what neither more threads nor the
+  -- kernel's own delete by mark (which counts nothing) would give
+  local c_mark = measure("bench/delete_floor", del_reps, refill)
+  local deleted, dump_s, delete_s = c_mark.out:match("^(%d+) (%S+) (%S+)")
+  assert(tonumber(deleted) == n // 2, "the C delete floor deleted " .. c_mark.out)
+  row(t, "C: dump by mark, then its deletes", c_mark, cm)
+  row(t, "ct:delete{ mark } / that C floor", by_mark, c_mark)
+  local c_two = measure("bench/delete_floor 2", del_reps, refill)
+  row(t, "C: the same, deletes from 2 threads / 1", c_two, c_mark)
+  row(t, "kernel's delete by mark (no count)", measure("bench/delete_floor kernel", del_reps, refill), cm)
+  io.write(("  (the C floor: its dump %s s, then its deletes %s s; from 2 threads %s s)\n"):format(
+    dump_s, delete_s, c_two.out:match("(%S+)\n?$")))
 end
 
 -- An event burst: creates then a flush, watched by conntrack -E (default
