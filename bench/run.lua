@@ -165,8 +165,8 @@ for _, n in ipairs(sizes) do
   local by_mark = measure(LUA .. "delete_mark", del_reps, refill)
   assert(tonumber(by_mark.out) == n // 2, "deleted by mark " .. by_mark.out)
   row(t, "ct:delete{ mark = { 1, 1 } }", by_mark, cm)
-  -- the C floor of the same delete, and what neither more threads nor the
-  -- kernel's own delete by mark (which counts nothing) would give
+  -- the same delete in plain C, from one thread and from two, and the
+  -- kernel's own delete by mark, which counts nothing
   local c_mark = measure("bench/delete_floor", del_reps, refill)
   local deleted, dump_s, delete_s = c_mark.out:match("^(%d+) (%S+) (%S+)")
   assert(tonumber(deleted) == n // 2, "the C delete floor deleted " .. c_mark.out)
