@@ -173,6 +173,7 @@ for _, n in ipairs(sizes) do
   row(t, "C: dump by mark, then its deletes", c_mark, cm)
   row(t, "ct:delete{ mark } / that C floor", by_mark, c_mark)
   local c_two = measure("bench/delete_floor 2", del_reps, refill)
+  assert(tonumber(c_two.out:match("^%d+")) == n // 2, "the C delete floor's 2 threads deleted " .. c_two.out)
   row(t, "C: the same, deletes from 2 threads / 1", c_two, c_mark)
   row(t, "kernel's delete by mark (no count)", measure("bench/delete_floor kernel", del_reps, refill), cm)
   io.write(("  (the C floor: its dump %s s, then its deletes %s s; from 2 threads %s s)\n"):format(
